@@ -1,0 +1,48 @@
+"""The agent adapter protocol, and parsing of Claude-Code-style JSON results.
+
+An adapter drives one agent once in a prepared workspace and reports an `AgentOutcome`. It writes
+only inside `ctx.agent_dir` (prompt.md, stdout.log, stderr.log, command.json) and the workspace.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from tierbench.execute.process import ProcessRegistry
+from tierbench.models import AgentOutcome, RateLimitInfo, RunKey
+from tierbench.spec import Subtest
+
+
+@dataclass
+class AgentContext:
+    key: RunKey
+    workspace: Path  # the run's git worktree; the agent's cwd
+    agent_dir: Path  # run_dir/agent: prompt.md, stdout.log, stderr.log, command.json
+    prompt_file: Path  # agent_dir/prompt.md, already written
+    subtest: Subtest  # resolved: inherit_best_from already merged
+    test_dir: Path  # the experiment's snapshot of the test directory (expected/, rubric, ...)
+    model: str | None
+    timeout_seconds: float
+    thinking: str  # None | Low | High | UltraThink
+    options: dict[str, str]  # --agent-opt KEY=VALUE
+    seed: int
+    registry: ProcessRegistry
+    default_rate_limit_wait: float = 60.0
+    base_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+class Agent(Protocol):
+    name: str
+
+    def run(self, ctx: AgentContext) -> AgentOutcome:
+        """Drive the agent once. Never raises for agent failures: report them in the outcome."""
+        ...
+
+    def preflight(self, options: dict[str, str], model: str | None, registry: ProcessRegistry,
+                  work_dir: Path) -> RateLimitInfo | None:
+        """A cheap probe that spends (almost) nothing; a rate limit it reveals, or None.
+        A probe that times out or errors is not a rate limit."""
+        ...

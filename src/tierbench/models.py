@@ -1,0 +1,202 @@
+"""Records that cross module boundaries and land on disk.
+
+Every field name here is part of the on-disk contract described in DESIGN.md: `run_result.json`,
+`judgment.json` and the rate-limit records are these models serialised with `model_dump_json`.
+Keeping them in one module means the writer (run), the reader (store, report, batch) and the
+checker (repair) can never disagree about a field.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TIER_NAMES: dict[str, str] = {
+    "T0": "Prompts",
+    "T1": "Skills",
+    "T2": "Tooling",
+    "T3": "Delegation",
+    "T4": "Hierarchy",
+    "T5": "Hybrid",
+    "T6": "Super",
+}
+ALL_TIERS: tuple[str, ...] = tuple(TIER_NAMES)
+
+# A tier may start only when every tier it depends on is complete.
+TIER_DEPENDENCIES: dict[str, tuple[str, ...]] = {
+    "T5": ("T0", "T1", "T2", "T3", "T4"),
+    "T6": ("T5",),
+}
+
+DEFAULT_PASS_THRESHOLD = 0.60
+
+_RUN_KEY_RE = re.compile(r"^(T[0-6])/(\d{2})/run_(\d{2,})$")
+
+
+class RunKey(BaseModel):
+    """One planned run: tier, subtest id and 1-based run number. `str(key)` is its relative path."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tier: str
+    subtest: str
+    run: int
+
+    def __str__(self) -> str:
+        return f"{self.tier}/{self.subtest}/run_{self.run:02d}"
+
+    @property
+    def path(self) -> str:
+        return str(self)
+
+    @classmethod
+    def parse(cls, text: str) -> "RunKey":
+        match = _RUN_KEY_RE.match(text.strip().strip("/"))
+        if not match:
+            raise ValueError(f"not a run key (expected like T0/00/run_01): {text!r}")
+        return cls(tier=match[1], subtest=match[2], run=int(match[3]))
+
+    def sort_key(self) -> tuple[str, str, int]:
+        return (self.tier, self.subtest, self.run)
+
+
+class RunStatus(str, Enum):
+    """How a run ended. Only PASSED and FAILED are results; the others leave the run pending."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    RATE_LIMITED = "rate_limited"  # the attempt hit a rate limit or quota: never a result
+    ERROR = "error"  # infrastructure error (binary missing, auth, no valid judge): never a result
+    INTERRUPTED = "interrupted"  # killed by SIGINT/SIGTERM: never a result
+
+    @property
+    def is_result(self) -> bool:
+        return self in (RunStatus.PASSED, RunStatus.FAILED)
+
+
+def grade_for(score: float) -> str:
+    """Letter grade for a 0..1 score, per the scale in DESIGN.md."""
+    if score >= 1.0:
+        return "S"
+    for letter, floor in (("A", 0.8), ("B", 0.6), ("C", 0.4), ("D", 0.2)):
+        if score >= floor:
+            return letter
+    return "F"
+
+
+class TokenStats(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_tokens: int = 0
+    cache_read_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cache_creation_tokens + self.cache_read_tokens
+
+    def __add__(self, other: "TokenStats") -> "TokenStats":
+        return TokenStats(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_creation_tokens=self.cache_creation_tokens + other.cache_creation_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+        )
+
+
+class RateLimitKind(str, Enum):
+    TRANSIENT = "transient"  # 429 / overloaded: a short wait
+    QUOTA = "quota"  # usage limit, 5-hour or weekly quota: a long wait
+
+
+class RateLimitInfo(BaseModel):
+    """A detected rate limit: what kind, until when, who said so, and the evidence."""
+
+    kind: RateLimitKind
+    source: Literal["agent", "judge", "preflight"]
+    reset_at: datetime  # timezone-aware UTC
+    reset_known: bool = True  # False when reset_at is the configured default fallback
+    message: str = ""
+
+
+class AgentOutcome(BaseModel):
+    """What an agent adapter reports after driving the agent once in a workspace."""
+
+    exit_code: int | None = None  # None when the process could not be started
+    timed_out: bool = False
+    duration_seconds: float = 0.0
+    token_stats: TokenStats = Field(default_factory=TokenStats)
+    cost_usd: float = 0.0
+    num_turns: int | None = None
+    is_error: bool = False
+    api_error_status: int | None = None
+    result_text: str = ""
+    rate_limit: RateLimitInfo | None = None
+    infra_error: str | None = None  # set when the agent could not do its job for a non-task reason
+    command: list[str] = Field(default_factory=list)
+
+
+class ItemScore(BaseModel):
+    id: str
+    score: float  # 0..1 fraction of the item's points earned
+    passed: bool | None = None
+    reasoning: str = ""
+
+
+class JudgeResult(BaseModel):
+    """One judge's verdict on one run; saved as judge/judge_NN/judgment.json."""
+
+    judge_id: str  # "judge_01"
+    spec: str  # "command", "anthropic:claude-sonnet-4-5", "openai:gpt-4o@http://..."
+    is_valid: bool
+    score: float | None = None
+    passed: bool | None = None
+    grade: str | None = None
+    reasoning: str = ""
+    items: list[ItemScore] = Field(default_factory=list)
+    error: str | None = None
+    duration_seconds: float = 0.0
+    token_stats: TokenStats = Field(default_factory=TokenStats)
+    cost_usd: float = 0.0
+
+
+class RunResult(BaseModel):
+    """The last thing a run writes, atomically: T*/NN/run_NN/run_result.json."""
+
+    tier: str
+    subtest: str
+    run_number: int
+    status: RunStatus
+    exit_code: int | None = None
+    timed_out: bool = False
+    token_stats: TokenStats = Field(default_factory=TokenStats)
+    total_tokens: int = 0
+    cost_usd: float = 0.0  # agent cost plus judge cost
+    agent_cost_usd: float = 0.0
+    judge_cost_usd: float = 0.0
+    num_turns: int | None = None
+    duration_seconds: float = 0.0
+    agent_duration_seconds: float = 0.0
+    judge_duration_seconds: float = 0.0
+    judge_score: float | None = None
+    judge_passed: bool | None = None
+    judge_grade: str | None = None
+    judge_reasoning: str = ""
+    judges: list[JudgeResult] = Field(default_factory=list)
+    error: str | None = None
+    rate_limit: RateLimitInfo | None = None
+    agent: str = ""
+    model: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def key(self) -> RunKey:
+        return RunKey(tier=self.tier, subtest=self.subtest, run=self.run_number)
+
+
+def model_to_jsonable(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")

@@ -1,0 +1,89 @@
+"""Every path inside an experiment directory, in one place.
+
+    <exp>/config/experiment.json   the frozen ExperimentConfig
+    <exp>/config/test/             snapshot of the test directory (resume needs nothing else)
+    <exp>/checkpoint.json          snapshot of state (atomic)
+    <exp>/journal.jsonl            append-only event log (fsync per event)
+    <exp>/.lock                    flock'd by the one coordinator
+    <exp>/repo/                    base clone; run workspaces are worktrees of it
+    <exp>/T0/00/run_01/            run_result.json, agent/, judge/judge_01/, attempts/01/, workspace/
+    <exp>/T0/best_subtest.json
+    <exp>/stats.json               judge concurrency history, pause accounting
+    <exp>/report.*, runs.csv ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tierbench.models import RunKey
+
+
+@dataclass(frozen=True)
+class ExperimentLayout:
+    root: Path
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "config"
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "experiment.json"
+
+    @property
+    def test_snapshot(self) -> Path:
+        return self.config_dir / "test"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "checkpoint.json"
+
+    @property
+    def journal(self) -> Path:
+        return self.root / "journal.jsonl"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / ".lock"
+
+    @property
+    def repo(self) -> Path:
+        return self.root / "repo"
+
+    @property
+    def stats_file(self) -> Path:
+        return self.root / "stats.json"
+
+    def tier_dir(self, tier: str) -> Path:
+        return self.root / tier
+
+    def best_subtest_file(self, tier: str) -> Path:
+        return self.tier_dir(tier) / "best_subtest.json"
+
+    def run_dir(self, key: RunKey) -> Path:
+        return self.root / key.tier / key.subtest / f"run_{key.run:02d}"
+
+    def run_result(self, key: RunKey) -> Path:
+        return self.run_dir(key) / "run_result.json"
+
+    def agent_dir(self, key: RunKey) -> Path:
+        return self.run_dir(key) / "agent"
+
+    def judge_dir(self, key: RunKey, index: int) -> Path:
+        return self.run_dir(key) / "judge" / f"judge_{index:02d}"
+
+    def attempts_dir(self, key: RunKey) -> Path:
+        return self.run_dir(key) / "attempts"
+
+    def workspace(self, key: RunKey) -> Path:
+        return self.run_dir(key) / "workspace"
+
+    def run_result_glob(self) -> str:
+        """Relative glob matching every run_result.json (used by repair/check/report)."""
+        return "T[0-6]/[0-9][0-9]/run_*/run_result.json"
+
+    def key_from_result_path(self, path: Path) -> RunKey:
+        rel = Path(path).relative_to(self.root).parent
+        return RunKey.parse(str(rel))
