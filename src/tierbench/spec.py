@@ -190,3 +190,154 @@ class LoadedTest(BaseModel):
     @property
     def solution_patch(self) -> Path:
         return self.test_dir / "expected" / "solution.patch"
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+    """Parse YAML, keeping the node tree so validation errors can point at a line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(path, None, "file not found", "create it or fix the path that refers to it") from None
+    except OSError as exc:
+        raise SpecError(path, None, f"cannot read file ({exc.strerror})", "check its permissions") from None
+    try:
+        return yaml.safe_load(text), yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(path, None, f"malformed YAML ({problem})", "fix the YAML syntax", line) from None
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """Best-effort line number of the YAML node at a pydantic error location."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            match = node.value[part]
+        else:
+            match = None
+        if match is None:
+            break
+        node, line = match, match.start_mark.line + 1
+    return line
+
+
+_FIXES = {
+    "missing": "add the field",
+    "extra_forbidden": "remove it, or check its spelling against the README's test format",
+}
+
+
+def _validate(model: type[BaseModel], path: Path, data: Any, node: yaml.Node | None, **extra: Any) -> Any:
+    if not isinstance(data, dict):
+        raise SpecError(path, None, "expected a mapping of fields at the top level", "see the README's test format")
+    try:
+        return model.model_validate({**data, **extra})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = tuple(p for p in error["loc"] if p != "__root__")
+        field = ".".join(str(p) for p in loc) or None
+        problem = error["msg"].removeprefix("Value error, ")
+        fix = _FIXES.get(error["type"], "correct the value")
+        raise SpecError(path, field, problem, fix, _line_of(node, loc)) from None
+
+
+def _inside(test_dir: Path, rel: str, path: Path, field: str, must_exist: bool = True) -> Path:
+    """Resolve a path from a test file; it must stay inside the test directory."""
+    target = (test_dir / rel).resolve()
+    if not target.is_relative_to(test_dir.resolve()):
+        raise SpecError(path, field, f"path {rel!r} escapes the test directory",
+                        "use a path inside the test directory")
+    if must_exist and not target.exists():
+        raise SpecError(path, field, f"{rel!r} does not exist", "create it or fix the path")
+    return target
+
+
+_SUBTEST_FILE = re.compile(r"^(\d{2})-([A-Za-z0-9][A-Za-z0-9._-]*)\.ya?ml$")
+
+
+def _load_subtests(tiers_root: Path, tiers: list[str]) -> dict[str, list[Subtest]]:
+    subtests: dict[str, list[Subtest]] = {}
+    for tier in tiers:
+        tier_dir = tiers_root / tier
+        if not tier_dir.is_dir():
+            raise SpecError(tier_dir, None, f"tier {tier} is listed in test.yaml but has no directory",
+                            f"create {tier_dir} with subtest files like 00-baseline.yaml, or drop {tier} from 'tiers'")
+        found: dict[str, Subtest] = {}
+        for file in sorted(tier_dir.iterdir()):
+            if file.suffix not in (".yaml", ".yml"):
+                continue
+            match = _SUBTEST_FILE.match(file.name)
+            if not match:
+                raise SpecError(file, None, "a subtest file name must start with a two-digit id",
+                                "rename it like 00-empty.yaml")
+            sub_id = match[1]
+            if sub_id in found:
+                raise SpecError(file, "id", f"duplicate subtest id {sub_id} in {tier}",
+                                f"give it an unused two-digit prefix (also used by {found[sub_id].name})")
+            data, node = _read_yaml(file)
+            data = {} if data is None else data
+            sub = _validate(Subtest, file, data, node, id=sub_id, tier=tier)
+            if not sub.name:
+                sub = sub.model_copy(update={"name": match[2]})
+            unknown = [t for t in sub.inherit_best_from if t not in ALL_TIERS]
+            if unknown:
+                raise SpecError(file, "inherit_best_from", f"unknown tier(s) {unknown}",
+                                f"use tiers from {list(ALL_TIERS)}")
+            later = [t for t in sub.inherit_best_from if t >= tier]
+            if later:
+                raise SpecError(file, "inherit_best_from", f"{tier} cannot inherit from {later}",
+                                "inherit only from lower tiers")
+            found[sub_id] = sub
+        if not found:
+            raise SpecError(tier_dir, None, f"tier {tier} has no subtests", "add a file like 00-baseline.yaml")
+        subtests[tier] = list(found.values())
+    for tier, subs in subtests.items():
+        for sub in subs:
+            missing = [t for t in sub.inherit_best_from if t not in subtests]
+            if missing:
+                raise SpecError(tiers_root / tier, "inherit_best_from",
+                                f"subtest {sub.id} inherits from {missing}, which the test does not run",
+                                "add those tiers to test.yaml 'tiers'")
+    return subtests
+
+
+def load_test(test_dir: Path) -> LoadedTest:
+    """Load and validate a whole test directory before anything runs. Raises SpecError."""
+    test_dir = Path(test_dir).resolve()
+    test_file = test_dir / "test.yaml"
+    if not test_dir.is_dir():
+        raise SpecError(test_dir, None, "not a directory", "pass a test directory containing test.yaml")
+    data, node = _read_yaml(test_file)
+    spec: TestSpec = _validate(TestSpec, test_file, data, node)
+    prompt_path = _inside(test_dir, spec.task.prompt_file, test_file, "task.prompt_file")
+    rubric_path = _inside(test_dir, spec.validation.rubric_file, test_file, "validation.rubric_file")
+    if spec.source.path:
+        source = _inside(test_dir, spec.source.path, test_file, "source.path")
+        if not source.is_dir():
+            raise SpecError(test_file, "source.path", f"{spec.source.path!r} is not a directory",
+                            "point it at the folder holding the task's code")
+    elif spec.source.repo and "://" not in spec.source.repo and not spec.source.repo.startswith("git@"):
+        _inside(test_dir, spec.source.repo, test_file, "source.repo")
+    tiers_root = test_dir / "tiers"
+    if spec.subtests_dir:
+        tiers_root = _inside(test_dir, spec.subtests_dir, test_file, "subtests_dir")
+    rubric_data, rubric_node = _read_yaml(rubric_path)
+    rubric = _validate(Rubric, rubric_path, rubric_data, rubric_node)
+    from tierbench.judges import validate_judge_spec  # judges depend on spec, not the reverse
+
+    for index, judge in enumerate(spec.judges):
+        try:
+            validate_judge_spec(judge)
+        except ValueError as exc:
+            raise SpecError(test_file, f"judges.{index}", str(exc), "use command, anthropic:<model> or "
+                            "openai:<model>[@base_url]", _line_of(node, ("judges", index))) from None
+    return LoadedTest(test_dir=test_dir, spec=spec, prompt=prompt_path.read_text(encoding="utf-8"),
+                      rubric=rubric, subtests=_load_subtests(tiers_root, spec.tiers))

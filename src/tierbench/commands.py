@@ -1,0 +1,173 @@
+"""What each CLI command does, wired from the library modules. Messages go to stderr; the
+final answer of a command (report path, status table) goes to stdout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from tierbench.config import ExtensionError
+from tierbench.experiment import ExperimentError, OpenedExperiment, reopen_experiment, start_experiment
+from tierbench.spec import SpecError
+from tierbench.store.layout import ExperimentLayout
+from tierbench.store.lock import ExperimentLock, LockHeld
+
+EXIT_OK, EXIT_ERROR, EXIT_RATE_LIMITED, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _err(text: str) -> None:
+    print(f"tierbench: {text}", file=sys.stderr, flush=True)
+
+
+def _open(args: argparse.Namespace, requested: dict[str, Any]) -> OpenedExperiment:
+    if args.command == "resume":
+        if args.fresh:
+            raise ExperimentError("--fresh starts anew from a test directory: tierbench run TEST_DIR --fresh")
+        return reopen_experiment(args.exp_dir, requested, extend=args.extend)
+    return start_experiment(args.test_dir, args.results_dir or Path("results"), requested,
+                            fresh=args.fresh, extend=args.extend)
+
+
+def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
+    from tierbench.execute.coordinator import Coordinator
+    from tierbench.plan import plan_runs
+    from tierbench.progress import make_progress
+    from tierbench.store.state import StateStore, StoreWriteError
+
+    try:
+        opened = _open(args, requested)
+    except (SpecError, ExperimentError, ExtensionError, LockHeld) as exc:
+        _err(str(exc))
+        return EXIT_ERROR
+    layout, config = opened.layout, opened.config
+    lock = ExperimentLock(layout.lock_file)
+    try:
+        lock.acquire()
+    except LockHeld as exc:
+        _err(f"{layout.root} is already being run by another tierbench process (PID {exc.pid}). "
+             "Wait for it to finish, or stop it first.")
+        return EXIT_ERROR
+    progress = make_progress(quiet=args.quiet, stream=sys.stderr)
+    try:
+        for note in opened.notes:
+            progress.message(note)
+        store, load_notes = StateStore.open(layout, experiment_id=config.experiment_id,
+                                            config_hash=config.config_hash(), planned=plan_runs(config, opened.test))
+        for fixed in load_notes.fixed:
+            progress.message(f"fixed on load: {fixed}")
+        coordinator = Coordinator(layout, config, opened.test, store, progress)
+        _install_signal_handlers(coordinator)
+        try:
+            outcome = coordinator.run()
+        finally:
+            progress.stop()
+    except StoreWriteError as exc:
+        _err(str(exc))
+        return EXIT_ERROR
+    finally:
+        lock.release()
+    if outcome.exit_code == EXIT_OK and not getattr(args, "no_report", False):
+        _write_report_quietly(layout.root)
+    stream = sys.stdout if outcome.exit_code == EXIT_OK else sys.stderr
+    print(outcome.message, file=stream, flush=True)
+    if outcome.exit_code == EXIT_OK and (layout.root / "report.md").exists():
+        print(f"Report: {layout.root / 'report.md'}", flush=True)
+    return outcome.exit_code
+
+
+def _install_signal_handlers(coordinator: Any) -> None:
+    """First SIGINT/SIGTERM: stop cleanly (exit 130). A second: exit at once. Completed runs are
+    already durable in the fsync'd journal, so the hard exit loses nothing that finished."""
+    hits = {"count": 0}
+
+    def handle(signum: int, _frame: Any) -> None:
+        hits["count"] += 1
+        if hits["count"] == 1:
+            _err(f"{signal.Signals(signum).name}: stopping; in-flight runs go back to pending "
+                 "(press Ctrl+C again to exit at once)")
+            coordinator.request_stop()
+        else:
+            coordinator.registry.kill_all()
+            os._exit(EXIT_INTERRUPTED)
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+
+
+def _write_report_quietly(root: Path) -> None:
+    try:
+        from tierbench.report.render import write_report
+
+        write_report(root)
+    except Exception as exc:  # the experiment itself succeeded; say what went wrong with the report
+        _err(f"report failed ({type(exc).__name__}: {exc}); rerun with: tierbench report {root}")
+
+
+def cmd_status(exp_dir: Path, *, as_json: bool) -> int:
+    from tierbench.status import experiment_status, format_status
+
+    try:
+        status = experiment_status(ExperimentLayout(Path(exp_dir).resolve()))
+    except ExperimentError as exc:
+        _err(str(exc))
+        return EXIT_ERROR
+    print(json.dumps(status, indent=2, default=str) if as_json else format_status(status))
+    return EXIT_OK
+
+
+def cmd_check(exp_dir: Path) -> int:
+    from tierbench.store.repair import check_experiment
+
+    layout = ExperimentLayout(Path(exp_dir).resolve())
+    if not layout.config_file.exists() and not layout.checkpoint.exists():
+        _err(f"{layout.root} is not an experiment directory (no config/experiment.json)")
+        return EXIT_ERROR
+    problems = check_experiment(layout)
+    if not problems:
+        print(f"OK: {layout.root}: the checkpoint and the files agree")
+        return EXIT_OK
+    for problem in problems:
+        print(f"{problem.kind}: {problem.path}: {problem.detail}")
+    print(f"{len(problems)} discrepancies. Fix them with: tierbench repair {layout.root}")
+    return EXIT_ERROR
+
+
+def cmd_repair(path: Path) -> int:
+    from tierbench.store.repair import format_repair_report, repair_experiment
+
+    try:
+        report = repair_experiment(Path(path))
+    except LockHeld as exc:
+        _err(f"a tierbench process (PID {exc.pid}) is running this experiment; repair it after that ends")
+        return EXIT_ERROR
+    except (OSError, ValueError) as exc:
+        _err(f"repair failed: {exc}")
+        return EXIT_ERROR
+    print(format_repair_report(report))
+    return EXIT_OK
+
+
+def cmd_report(path: Path, out: Path | None, formats: str) -> int:
+    from tierbench.report.render import write_report
+
+    wanted = {f.strip() for f in formats.split(",") if f.strip()}
+    unknown = wanted - {"md", "html", "json", "csv"}
+    if unknown:
+        _err(f"--format: unknown format(s) {sorted(unknown)}; use md,html,json,csv")
+        return EXIT_ERROR
+    if not Path(path).is_dir():
+        _err(f"{path}: not a directory (pass an experiment or batch results directory)")
+        return EXIT_ERROR
+    try:
+        written = write_report(Path(path), out, wanted)
+    except (OSError, ValueError) as exc:
+        _err(f"report failed: {exc}")
+        return EXIT_ERROR
+    for file in written:
+        print(file)
+    return EXIT_OK

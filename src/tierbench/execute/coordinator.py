@@ -1,0 +1,338 @@
+"""The coordinator: schedules runs, owns all experiment state, handles interrupts and rate limits.
+
+Only the coordinator's main thread writes experiment state (journal, checkpoint, best_subtest.json,
+stats.json). Worker threads each perform one run and hand back a RunResult through a queue.
+
+Exit codes: 0 done, 1 error (infrastructure errors left runs pending, or the stall breaker
+tripped), 2 rate limited and not waiting, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from tierbench.agents import get_agent
+from tierbench.agents.base import Agent
+from tierbench.config import ExperimentConfig
+from tierbench.execute.process import ProcessRegistry
+from tierbench.execute.run import RunRequest, execute_run
+from tierbench.execute.workspace import prepare_base_repo
+from tierbench.judges import make_judge
+from tierbench.models import RateLimitInfo, RunKey, RunResult, RunStatus
+from tierbench.plan import (BestSubtest, SubtestScores, choose_best, experiment_tiers, merge_inherited,
+                            plan_runs, tier_dependencies)
+from tierbench.progress import ProgressSink
+from tierbench.spec import LoadedTest, Subtest
+from tierbench.store.atomic import atomic_write_json
+from tierbench.store.layout import ExperimentLayout
+from tierbench.store.state import StateStore
+
+EXIT_OK, EXIT_ERROR, EXIT_RATE_LIMITED, EXIT_INTERRUPTED = 0, 1, 2, 130
+_POLL_SECONDS = 0.25
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    message: str = ""
+    errors: list[str] = field(default_factory=list)
+
+
+class Coordinator:
+    def __init__(self, layout: ExperimentLayout, config: ExperimentConfig, test: LoadedTest,
+                 store: StateStore, progress: ProgressSink):
+        self.layout, self.config, self.test, self.store, self.progress = layout, config, test, store, progress
+        self.registry = ProcessRegistry()
+        self.plan = plan_runs(config, test)
+        self.tiers = experiment_tiers(config, test)
+        self._stop = threading.Event()
+        self._done: queue.Queue[tuple[RunKey, RunResult]] = queue.Queue()
+        self._in_flight: dict[RunKey, float] = {}
+        self._errored: set[RunKey] = set()  # infrastructure errors this session: retried on the next command
+        self._agents: dict[str, Agent] = {}
+        self._judges = [make_judge(spec) for spec in config.judges]
+        self._best: dict[str, BestSubtest | None] = {}
+        self._stall: tuple[str, int] = ("", 0)
+        self._paused_at: float | None = None  # monotonic start of a pause this process waited through
+
+    # -- signals -----------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """First SIGINT/SIGTERM: stop launching and kill every agent's process group."""
+        self._stop.set()
+        self.registry.kill_all()
+
+    # -- main loop ---------------------------------------------------------------------------
+    def run(self) -> Outcome:
+        persisted = self._gate_until()
+        if persisted is not None:  # a pause recorded by an earlier process: apply it without a request
+            self.progress.message(f"Still rate limited until {_local(persisted)} "
+                                  f"({self.store.checkpoint.rate_limit_source}); no request spent.")
+        else:
+            self.store.set_status("running")
+            limited = self._preflight()
+            if limited is not None:
+                self.store.record_rate_limit(limited)
+        base_commit = prepare_base_repo(self.test, self.layout.repo)
+        self.progress.start(self.config.test_id, self._totals(), self._done_by_tier(),
+                            self._passed(), self._cost_so_far())
+        stall_error: str | None = None
+        while True:
+            if self._stop.is_set():
+                return self._finish_interrupted()
+            gate = self._gate_until()
+            if gate is not None and not self._in_flight:
+                exit_outcome = self._wait_or_exit(gate)
+                if exit_outcome is not None:
+                    return exit_outcome
+                continue
+            if gate is None and stall_error is None:
+                self._launch_ready(base_commit)
+            if not self._in_flight:
+                break
+            try:
+                key, result = self._done.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                self.progress.tick()
+                continue
+            stall_error = self._absorb(key, result) or stall_error
+        return self._finish(stall_error)
+
+    def _launch_ready(self, base_commit: str) -> None:
+        completed = self.store.completed
+        for key in self.plan:
+            if len(self._in_flight) >= self.config.parallel:
+                return
+            if key in completed or key in self._in_flight or key in self._errored:
+                continue
+            if not self._tier_ready(key.tier):
+                continue
+            subtest = self._resolved_subtest(key.tier, key.subtest)
+            request = RunRequest(key=key, layout=self.layout, config=self.config, test=self.test,
+                                 subtest=subtest, base_commit=base_commit,
+                                 agent=self._agent(subtest.agent or self.config.agent),
+                                 judges=self._judges, registry=self.registry)
+            self._in_flight[key] = time.monotonic()
+            self.progress.run_started(str(key))
+            threading.Thread(target=self._work, args=(request,), name=f"run {key}", daemon=True).start()
+
+    def _work(self, request: RunRequest) -> None:
+        try:
+            result = execute_run(request)
+        except BaseException as exc:  # never let a worker die silently: report it as an error attempt
+            result = RunResult(tier=request.key.tier, subtest=request.key.subtest, run_number=request.key.run,
+                               status=RunStatus.ERROR, error=f"{type(exc).__name__}: {exc}")
+        self._done.put((request.key, result))
+
+    def _absorb(self, key: RunKey, result: RunResult) -> str | None:
+        """Record one finished attempt. Returns an error message when the stall breaker trips."""
+        self._in_flight.pop(key, None)
+        status = result.status
+        self.progress.run_finished(str(key), status.value, result.judge_score, result.cost_usd,
+                                   result.duration_seconds)
+        if status.is_result:
+            self.store.record_run(key, status)
+            self._stall = ("", 0)
+            self._maybe_finish_tier(key.tier)
+        elif status is RunStatus.RATE_LIMITED:
+            self.store.record_attempt(key, status)
+            info = result.rate_limit
+            if info is not None and (self._gate_until() is None or info.reset_at > self._gate_until()):
+                self.store.record_rate_limit(info)
+                self.progress.paused(info.reset_at, info.source, info.message)
+        elif status is RunStatus.ERROR:
+            self.store.record_attempt(key, status)
+            self._errored.add(key)
+            signature = (result.error or "unknown error").splitlines()[0][:200]
+            count = self._stall[1] + 1 if self._stall[0] == signature else 1
+            self._stall = (signature, count)
+            self.progress.message(f"{key}: infrastructure error: {signature}", error=True)
+            if count >= self.config.stall_limit:
+                self._stop_launching()
+                return (f"stopped after {count} consecutive runs failed with the same infrastructure error: "
+                        f"{signature}")
+        return None
+
+    def _stop_launching(self) -> None:
+        # Mark everything pending as errored for this session so nothing new launches.
+        self._errored.update(k for k in self.plan if k not in self.store.completed)
+
+    # -- rate-limit gate ---------------------------------------------------------------------
+    def _gate_until(self) -> datetime | None:
+        until = self.store.checkpoint.rate_limit_until
+        if until is None:
+            return None
+        if until <= datetime.now(timezone.utc):
+            paused = time.monotonic() - self._paused_at if self._paused_at is not None else 0.0
+            self._paused_at = None
+            self.store.clear_rate_limit(paused)
+            self.progress.resumed()
+            return None
+        return until
+
+    def _preflight(self) -> RateLimitInfo | None:
+        if not self.config.preflight or self.store.checkpoint.rate_limit_until:
+            return None
+        if all(k in self.store.completed for k in self.plan):
+            return None
+        agent = self._agent(self.config.agent)
+        try:
+            return agent.preflight(dict(self.config.agent_options), self.config.model, self.registry,
+                                   self.layout.root)
+        except Exception as exc:  # a probe that errors is not a rate limit
+            self.progress.message(f"pre-flight probe failed ({exc}); continuing")
+            return None
+
+    def _wait_or_exit(self, until: datetime) -> Outcome | None:
+        cp = self.store.checkpoint
+        if not self._should_wait(until):
+            self.store.close("paused_rate_limit")
+            message = (f"Rate limited until {_local(until)} ({cp.rate_limit_source}): "
+                       f"{cp.rate_limit_message or 'rate limit'}. Run the same command again after that; "
+                       "it resumes where it left off.")
+            return Outcome(EXIT_RATE_LIMITED, message)
+        self.progress.paused(until, cp.rate_limit_source or "agent", cp.rate_limit_message or "")
+        if self._paused_at is None:
+            self._paused_at = time.monotonic()
+        while datetime.now(timezone.utc) < until:
+            if self._stop.is_set():
+                return self._finish_interrupted()
+            self.progress.tick()
+            time.sleep(_POLL_SECONDS)
+        return None
+
+    def _should_wait(self, until: datetime) -> bool:
+        policy = self.config.on_rate_limit
+        if policy != "auto":
+            return policy == "wait"
+        return (until - datetime.now(timezone.utc)).total_seconds() <= self.config.max_wait_seconds
+
+    # -- tiers -------------------------------------------------------------------------------
+    def _tier_keys(self, tier: str) -> list[RunKey]:
+        return [k for k in self.plan if k.tier == tier]
+
+    def _tier_complete(self, tier: str) -> bool:
+        completed = self.store.completed
+        return all(k in completed for k in self._tier_keys(tier))
+
+    def _tier_ready(self, tier: str) -> bool:
+        return all(self._tier_complete(dep) for dep in tier_dependencies(tier, self.tiers, self.test))
+
+    def _maybe_finish_tier(self, tier: str) -> None:
+        if self._tier_complete(tier):
+            self._best.pop(tier, None)
+            self._best_of(tier, recompute=True)
+
+    def _best_of(self, tier: str, recompute: bool = False) -> BestSubtest | None:
+        if tier in self._best and not recompute:
+            return self._best[tier]
+        path = self.layout.best_subtest_file(tier)
+        best = None
+        if path.exists() and not recompute:
+            best = BestSubtest.model_validate_json(path.read_text())
+        else:
+            best = choose_best(tier, self._scores(tier))
+            if best is not None:
+                atomic_write_json(path, best)
+        self._best[tier] = best
+        return best
+
+    def _scores(self, tier: str) -> list[SubtestScores]:
+        by_subtest: dict[str, list[RunResult]] = {}
+        for key in self._tier_keys(tier):
+            path = self.layout.run_result(key)
+            if path.exists():
+                by_subtest.setdefault(key.subtest, []).append(RunResult.model_validate_json(path.read_text()))
+        return [SubtestScores(sub, [r.judge_score for r in runs if r.judge_score is not None],
+                              sum(r.total_tokens for r in runs) / max(len(runs), 1))
+                for sub, runs in by_subtest.items()]
+
+    def _resolved_subtest(self, tier: str, subtest_id: str) -> Subtest:
+        subtest = self.test.subtest(tier, subtest_id)
+        if not subtest.inherit_best_from:
+            return subtest
+        inherited = []
+        for source_tier in subtest.inherit_best_from:
+            best = self._best_of(source_tier)
+            if best is not None:
+                inherited.append(self.test.subtest(source_tier, best.subtest))
+        return merge_inherited(subtest, inherited)
+
+    def _agent(self, name: str) -> Agent:
+        if name not in self._agents:
+            self._agents[name] = get_agent(name)
+        return self._agents[name]
+
+    # -- accounting and endings --------------------------------------------------------------
+    def _totals(self) -> dict[str, int]:
+        return {tier: len(self._tier_keys(tier)) for tier in self.tiers}
+
+    def _done_by_tier(self) -> dict[str, int]:
+        done: dict[str, int] = {tier: 0 for tier in self.tiers}
+        for key in self.store.completed:
+            if key.tier in done:
+                done[key.tier] += 1
+        return done
+
+    def _passed(self) -> int:
+        return sum(1 for s in self.store.completed.values() if s is RunStatus.PASSED)
+
+    def _cost_so_far(self) -> float:
+        """Cost of runs completed by earlier sessions, read from their results (bounded work)."""
+        keys = list(self.store.completed)
+        if len(keys) > 5000:  # the live view is not worth a long start-up on huge experiments
+            return 0.0
+        total = 0.0
+        for key in keys:
+            try:
+                total += RunResult.model_validate_json(self.layout.run_result(key).read_text()).cost_usd
+            except (OSError, ValueError):
+                continue
+        return total
+
+    def _finish_interrupted(self) -> Outcome:
+        self.registry.kill_all()
+        deadline = time.monotonic() + 15
+        while self._in_flight and time.monotonic() < deadline:
+            try:
+                key, result = self._done.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                continue
+            self._in_flight.pop(key, None)
+            if result.status.is_result:  # finished before the signal landed: keep it
+                self.store.record_run(key, result.status)
+        self.store.close("interrupted")
+        return Outcome(EXIT_INTERRUPTED, "Interrupted. Run the same command again; it resumes where it left off.")
+
+    def _finish(self, stall_error: str | None) -> Outcome:
+        self._write_stats()
+        pending = [k for k in self.plan if k not in self.store.completed]
+        if stall_error:
+            self.store.close("failed")
+            return Outcome(EXIT_ERROR, stall_error, [stall_error])
+        if pending:
+            self.store.close("failed")
+            message = (f"{len(pending)} run(s) hit infrastructure errors and stay pending (see their "
+                       "attempts/ directories). Fix the cause and run the same command again.")
+            return Outcome(EXIT_ERROR, message)
+        self.store.close("completed")
+        return Outcome(EXIT_OK, "Experiment complete.")
+
+    def _write_stats(self) -> None:
+        from tierbench.judges.limiter import limiter_history
+
+        cp = self.store.checkpoint
+        atomic_write_json(self.layout.stats_file, {
+            "judge_limiter_history": limiter_history(),
+            "pause_count": cp.pause_count,
+            "total_pause_seconds": cp.total_pause_seconds,
+            "rate_limited_attempts": cp.rate_limited_attempts,
+            "error_attempts": cp.error_attempts,
+        })
+
+
+def _local(moment: datetime) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -1,0 +1,192 @@
+"""One run: worktree -> subtest files -> agent -> diff -> checks -> judges -> run_result.json.
+
+Runs in a worker thread and writes only inside its own run directory. Its last write is the atomic
+`run_result.json`, which only ever holds a result (passed/failed). An attempt that hit a rate limit
+or an infrastructure error is moved under `attempts/NN/` for audit and the run stays pending; a run
+cut short by an interrupt leaves no result at all.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tierbench.agents.base import Agent, AgentContext
+from tierbench.config import ExperimentConfig
+from tierbench.execute.process import ProcessRegistry
+from tierbench.execute.workspace import capture_diff, commit_subtest_files, create_worktree, remove_worktree
+from tierbench.judges.base import Judge, JudgeContext, JudgeRateLimited
+from tierbench.judges.command import run_command_checks
+from tierbench.judges.consensus import consensus
+from tierbench.models import AgentOutcome, JudgeResult, RunKey, RunResult, RunStatus
+from tierbench.spec import LoadedTest, Subtest
+from tierbench.store.atomic import atomic_write_json, atomic_write_text
+from tierbench.store.layout import ExperimentLayout
+
+
+@dataclass
+class RunRequest:
+    key: RunKey
+    layout: ExperimentLayout
+    config: ExperimentConfig
+    test: LoadedTest  # the experiment's snapshot of the test
+    subtest: Subtest  # resolved (inheritance merged)
+    base_commit: str
+    agent: Agent
+    judges: list[Judge]
+    registry: ProcessRegistry
+
+
+def execute_run(req: RunRequest) -> RunResult:
+    """Perform one attempt of a run and return its result (never raises for agent/judge trouble)."""
+    layout, key = req.layout, req.key
+    run_dir = layout.run_dir(key)
+    _clear_partial_attempt(run_dir)
+    started_at = datetime.now(timezone.utc)
+    clock = time.monotonic()
+    workspace = layout.workspace(key)
+    try:
+        create_worktree(layout.repo, workspace, req.base_commit)
+        base = commit_subtest_files(workspace, req.subtest.files, f"{key.tier}/{key.subtest}")
+        agent_dir = layout.agent_dir(key)
+        agent_dir.mkdir(parents=True, exist_ok=True)
+        prompt_file = agent_dir / "prompt.md"
+        atomic_write_text(prompt_file, req.test.prompt)
+        outcome = req.agent.run(_agent_context(req, workspace, agent_dir, prompt_file))
+        if req.registry.closed:
+            return _result(req, RunStatus.INTERRUPTED, outcome, started_at, clock, error="interrupted")
+        if outcome.rate_limit is not None:
+            return _archive_attempt(req, _result(req, RunStatus.RATE_LIMITED, outcome, started_at, clock,
+                                                 error=outcome.rate_limit.message))
+        if outcome.infra_error:
+            return _archive_attempt(req, _result(req, RunStatus.ERROR, outcome, started_at, clock,
+                                                 error=outcome.infra_error))
+        diff = capture_diff(workspace, base)
+        atomic_write_text(agent_dir / "diff.patch", diff)
+        judge_clock = time.monotonic()
+        try:
+            judgments = _judge(req, workspace, diff)
+        except JudgeRateLimited as limited:
+            result = _result(req, RunStatus.RATE_LIMITED, outcome, started_at, clock, error=limited.info.message)
+            result.rate_limit = limited.info
+            return _archive_attempt(req, result)
+        if req.registry.closed:
+            return _result(req, RunStatus.INTERRUPTED, outcome, started_at, clock, error="interrupted")
+        result = _graded_result(req, outcome, judgments, started_at, clock, time.monotonic() - judge_clock)
+        if result.status is RunStatus.ERROR:
+            return _archive_attempt(req, result)
+        atomic_write_json(layout.run_result(key), result)
+        return result
+    except Exception as exc:  # infrastructure trouble (git, disk): an error attempt, never a result
+        if req.registry.closed:
+            return _result(req, RunStatus.INTERRUPTED, AgentOutcome(), started_at, clock, error="interrupted")
+        result = _result(req, RunStatus.ERROR, AgentOutcome(), started_at, clock,
+                         error=f"{type(exc).__name__}: {exc}")
+        try:
+            return _archive_attempt(req, result)
+        except Exception:
+            return result
+    finally:
+        if not req.config.keep_workspaces and workspace.exists():
+            try:
+                remove_worktree(layout.repo, workspace)
+            except Exception:
+                pass  # `check` reports stale worktrees; a failed cleanup must not lose the result
+
+
+def _agent_context(req: RunRequest, workspace: Path, agent_dir: Path, prompt_file: Path) -> AgentContext:
+    return AgentContext(
+        key=req.key, workspace=workspace, agent_dir=agent_dir, prompt_file=prompt_file,
+        subtest=req.subtest, test_dir=req.test.test_dir, model=req.subtest.model or req.config.model,
+        timeout_seconds=float(req.config.timeout_seconds or req.test.spec.task.timeout_seconds),
+        thinking=req.config.thinking, options=dict(req.config.agent_options), seed=req.config.seed,
+        registry=req.registry, default_rate_limit_wait=req.config.default_rate_limit_wait_seconds,
+    )
+
+
+def _judge(req: RunRequest, workspace: Path, diff: str) -> list[JudgeResult]:
+    run_dir = req.layout.run_dir(req.key)
+    checks = run_command_checks(req.test.rubric, workspace, run_dir / "judge" / "checks", req.registry)
+    atomic_write_json(run_dir / "judge" / "checks.json", [c.model_dump(mode="json") for c in checks])
+    judgments = []
+    for index, judge in enumerate(req.judges, start=1):
+        judge_dir = req.layout.judge_dir(req.key, index)
+        judge_dir.mkdir(parents=True, exist_ok=True)
+        ctx = JudgeContext(key=req.key, workspace=workspace, judge_dir=judge_dir, judge_id=f"judge_{index:02d}",
+                           task_prompt=req.test.prompt, rubric=req.test.rubric, diff=diff,
+                           command_results=checks, registry=req.registry)
+        started = time.monotonic()
+        try:
+            judgment = judge.judge(ctx)
+        except JudgeRateLimited:
+            raise
+        except Exception as exc:  # a judge bug must not sink the run: it is simply not valid
+            judgment = JudgeResult(judge_id=ctx.judge_id, spec=judge.spec, is_valid=False,
+                                   error=f"{type(exc).__name__}: {exc}")
+        if not judgment.duration_seconds:
+            judgment.duration_seconds = time.monotonic() - started
+        atomic_write_json(judge_dir / "judgment.json", judgment)
+        judgments.append(judgment)
+    return judgments
+
+
+def _graded_result(req: RunRequest, outcome: AgentOutcome, judgments: list[JudgeResult],
+                   started_at: datetime, clock: float, judge_seconds: float) -> RunResult:
+    verdict = consensus(judgments, req.test.rubric.grading.pass_threshold)
+    if verdict.score is None:
+        errors = "; ".join(f"{j.judge_id} ({j.spec}): {j.error or 'invalid'}" for j in judgments)
+        return _result(req, RunStatus.ERROR, outcome, started_at, clock, judgments=judgments,
+                       error=f"no valid judgment: {errors}", judge_seconds=judge_seconds)
+    status = RunStatus.PASSED if verdict.passed else RunStatus.FAILED
+    result = _result(req, status, outcome, started_at, clock, judgments=judgments, judge_seconds=judge_seconds)
+    result.judge_score, result.judge_passed = verdict.score, verdict.passed
+    result.judge_grade, result.judge_reasoning = verdict.grade, verdict.reasoning
+    return result
+
+
+def _result(req: RunRequest, status: RunStatus, outcome: AgentOutcome, started_at: datetime, clock: float,
+            *, judgments: list[JudgeResult] | None = None, error: str | None = None,
+            judge_seconds: float = 0.0) -> RunResult:
+    judgments = judgments or []
+    judge_cost = sum(j.cost_usd for j in judgments)
+    return RunResult(
+        tier=req.key.tier, subtest=req.key.subtest, run_number=req.key.run, status=status,
+        exit_code=outcome.exit_code, timed_out=outcome.timed_out, token_stats=outcome.token_stats,
+        total_tokens=outcome.token_stats.total_tokens, cost_usd=outcome.cost_usd + judge_cost,
+        agent_cost_usd=outcome.cost_usd, judge_cost_usd=judge_cost, num_turns=outcome.num_turns,
+        duration_seconds=time.monotonic() - clock, agent_duration_seconds=outcome.duration_seconds,
+        judge_duration_seconds=judge_seconds, judges=judgments, error=error, rate_limit=outcome.rate_limit,
+        agent=req.subtest.agent or req.config.agent, model=req.subtest.model or req.config.model,
+        started_at=started_at, finished_at=datetime.now(timezone.utc),
+    )
+
+
+def _clear_partial_attempt(run_dir: Path) -> None:
+    """A retry starts clean; earlier attempts under attempts/ are kept for audit."""
+    if not run_dir.exists():
+        return
+    for child in run_dir.iterdir():
+        if child.name in ("attempts", "workspace"):
+            continue
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+def _archive_attempt(req: RunRequest, result: RunResult) -> RunResult:
+    """Keep a non-result attempt under attempts/NN/ (agent logs, judgments, its run_result.json)."""
+    run_dir = req.layout.run_dir(req.key)
+    attempts = req.layout.attempts_dir(req.key)
+    attempts.mkdir(parents=True, exist_ok=True)
+    number = 1 + max((int(p.name) for p in attempts.iterdir() if p.name.isdigit()), default=0)
+    target = attempts / f"{number:02d}"
+    target.mkdir()
+    for child in list(run_dir.iterdir()):
+        if child.name not in ("attempts", "workspace"):
+            shutil.move(str(child), target / child.name)
+    atomic_write_json(target / "run_result.json", result)
+    return result

@@ -1,0 +1,109 @@
+"""Git plumbing: the experiment's base clone, one worktree per run, the subtest commit, the diff.
+
+The base repository is cloned once into `<exp>/repo`. Each run gets a detached worktree at the
+test's commit; the subtest's files are committed on top so the agent's diff excludes them.
+`git worktree add/remove` mutate shared metadata in repo/.git, so they are serialised.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+from tierbench.spec import LoadedTest
+
+_WORKTREE_LOCK = threading.Lock()
+
+# Fixed identity and dates so commits tierbench makes are reproducible and need no user config.
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "tierbench",
+    "GIT_AUTHOR_EMAIL": "tierbench@localhost",
+    "GIT_COMMITTER_NAME": "tierbench",
+    "GIT_COMMITTER_EMAIL": "tierbench@localhost",
+    "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z",
+    "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z",
+    "GIT_TERMINAL_PROMPT": "0",
+}
+
+
+class WorkspaceError(RuntimeError):
+    pass
+
+
+def git(*args: str, cwd: Path, check: bool = True) -> str:
+    proc = subprocess.run(
+        ["git", "-c", "core.hooksPath=/dev/null", "-c", "commit.gpgsign=false", *args],
+        cwd=cwd, env={**os.environ, **GIT_ENV}, capture_output=True, text=True,
+    )
+    if check and proc.returncode != 0:
+        raise WorkspaceError(f"git {' '.join(args)} failed in {cwd}: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc.stdout
+
+
+def prepare_base_repo(test: LoadedTest, repo: Path) -> str:
+    """Create `repo` once (idempotent, crash-safe via a temp dir + rename). Returns the base commit."""
+    marker = repo / ".git" / "tierbench-base"
+    if marker.exists():
+        return marker.read_text().strip()
+    staging = repo.with_name(repo.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    if repo.exists():  # a crash between rename and marker: rebuild from scratch
+        shutil.rmtree(repo)
+    source = test.spec.source
+    if source.path:
+        shutil.copytree(test.test_dir / source.path, staging, ignore=shutil.ignore_patterns(".git"))
+        git("init", "-q", "-b", "main", cwd=staging)
+        git("add", "-A", cwd=staging)
+        git("commit", "-q", "--allow-empty", "-m", f"tierbench: {test.spec.id} task source", cwd=staging)
+        commit = git("rev-parse", "HEAD", cwd=staging).strip()
+    else:
+        assert source.repo and source.hash
+        url = source.repo
+        if "://" not in url and not url.startswith("git@"):
+            url = str((test.test_dir / url).resolve())
+        git("clone", "-q", "--no-checkout", url, str(staging), cwd=staging.parent)
+        commit = git("rev-parse", "--verify", f"{source.hash}^{{commit}}", cwd=staging, check=False).strip()
+        if not commit:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise WorkspaceError(f"commit {source.hash} not found in {source.repo}: fix source.hash in test.yaml")
+    (staging / ".git" / "tierbench-base").write_text(commit + "\n")
+    os.replace(staging, repo)
+    return commit
+
+
+def create_worktree(repo: Path, workspace: Path, commit: str) -> None:
+    with _WORKTREE_LOCK:
+        if workspace.exists():  # left over from a crash: start this attempt clean
+            git("worktree", "remove", "--force", str(workspace), cwd=repo, check=False)
+            shutil.rmtree(workspace, ignore_errors=True)
+        git("worktree", "prune", cwd=repo)
+        workspace.parent.mkdir(parents=True, exist_ok=True)
+        git("worktree", "add", "-q", "--detach", str(workspace), commit, cwd=repo)
+
+
+def remove_worktree(repo: Path, workspace: Path) -> None:
+    with _WORKTREE_LOCK:
+        git("worktree", "remove", "--force", str(workspace), cwd=repo, check=False)
+        shutil.rmtree(workspace, ignore_errors=True)
+        git("worktree", "prune", cwd=repo, check=False)
+
+
+def commit_subtest_files(workspace: Path, files: dict[str, str], label: str) -> str:
+    """Write the subtest's files and commit them; returns the commit the agent's diff starts from."""
+    for rel, content in files.items():
+        target = workspace / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content, encoding="utf-8")
+    if files:
+        git("add", "-A", cwd=workspace)
+        git("commit", "-q", "--allow-empty", "-m", f"tierbench: subtest files for {label}", cwd=workspace)
+    return git("rev-parse", "HEAD", cwd=workspace).strip()
+
+
+def capture_diff(workspace: Path, base: str) -> str:
+    """Everything the agent changed since `base`, including new files (staged to be seen)."""
+    git("add", "-A", cwd=workspace)
+    return git("diff", "--cached", "--binary", base, cwd=workspace)

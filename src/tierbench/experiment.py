@@ -1,0 +1,117 @@
+"""Starting a new experiment directory or reopening an existing one.
+
+A new experiment snapshots the test directory into `config/test/` and saves the frozen config, so
+everything a resume needs lives inside the experiment directory. Reopening never lets command-line
+arguments override the saved config silently: differences are listed as ignored, `--extend` applies
+the ones that only add work (and records them), and `--fresh` moves the old directory aside.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tierbench.config import (ExperimentConfig, describe_ignored, diff_config, extend_config, load_config,
+                              save_config)
+from tierbench.spec import LoadedTest, SpecError, load_test
+from tierbench.store.layout import ExperimentLayout
+
+
+class ExperimentError(Exception):
+    """The experiment directory cannot be used as asked; the message says what to do."""
+
+
+@dataclass
+class OpenedExperiment:
+    layout: ExperimentLayout
+    config: ExperimentConfig
+    test: LoadedTest  # loaded from the experiment's own snapshot
+    resumed: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def _timestamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def backup_aside(path: Path) -> Path:
+    """Move `path` to `<path>.backup-<UTC time>` (never overwriting an earlier backup)."""
+    target = path.with_name(f"{path.name}.backup-{_timestamp()}")
+    counter = 1
+    while target.exists():
+        counter += 1
+        target = path.with_name(f"{path.name}.backup-{_timestamp()}-{counter}")
+    os.replace(path, target)
+    return target
+
+
+def start_experiment(test_dir: Path, results_dir: Path, requested: dict[str, Any], *,
+                     fresh: bool = False, extend: bool = False) -> OpenedExperiment:
+    """`tierbench run TEST_DIR`: validate the test, then create or reopen `results_dir/<test id>`."""
+    test = load_test(test_dir)  # validation happens before anything is created
+    root = Path(results_dir).resolve() / test.spec.id
+    notes: list[str] = []
+    if fresh and root.exists():
+        notes.append(f"--fresh: moved the previous experiment aside to {backup_aside(root)}")
+    layout = ExperimentLayout(root)
+    if layout.config_file.exists():
+        opened = reopen_experiment(root, requested, extend=extend)
+        opened.notes[:0] = notes
+        return opened
+    config = _new_config(test, requested)
+    root.mkdir(parents=True, exist_ok=True)
+    snapshot_partial = layout.config_dir / "test.partial"
+    shutil.rmtree(snapshot_partial, ignore_errors=True)
+    shutil.rmtree(layout.test_snapshot, ignore_errors=True)
+    shutil.copytree(test.test_dir, snapshot_partial, ignore=shutil.ignore_patterns(".git", "__pycache__"))
+    os.replace(snapshot_partial, layout.test_snapshot)
+    save_config(config, layout.config_file)  # last: its presence means the experiment exists
+    return OpenedExperiment(layout, config, load_test(layout.test_snapshot), resumed=False, notes=notes)
+
+
+def reopen_experiment(root: Path, requested: dict[str, Any], *, extend: bool = False) -> OpenedExperiment:
+    """`tierbench resume EXP_DIR` (and `run` on an existing experiment): the saved config wins."""
+    layout = ExperimentLayout(Path(root).resolve())
+    if not layout.config_file.exists():
+        raise ExperimentError(f"{layout.root} is not an experiment directory (no config/experiment.json). "
+                              "Start one with: tierbench run TEST_DIR")
+    try:
+        saved = load_config(layout.config_file)
+    except ValueError as exc:
+        raise ExperimentError(f"{layout.config_file}: unreadable config ({exc}). Restore it from a backup, "
+                              "or start anew with: tierbench run TEST_DIR --fresh") from None
+    differences = diff_config(saved, requested)
+    notes: list[str] = []
+    config = saved
+    if differences and extend:
+        config = extend_config(saved, differences)  # raises ExtensionError for non-additive changes
+        save_config(config, layout.config_file)
+        notes.append("extended the experiment: " + "; ".join(
+            f"{name} {old} -> {new}" for name, (old, new) in config.extensions[-1].changes.items()))
+    elif differences:
+        notes.extend(f"ignored on resume: {line}" for line in describe_ignored(differences))
+        notes.append("(the saved config wins; add --extend to add runs or tiers, or --fresh to start anew)")
+    try:
+        test = load_test(layout.test_snapshot)
+    except SpecError as exc:
+        raise ExperimentError(f"the experiment's test snapshot is invalid: {exc}") from None
+    return OpenedExperiment(layout, config, test, resumed=True, notes=notes)
+
+
+def _new_config(test: LoadedTest, requested: dict[str, Any]) -> ExperimentConfig:
+    values = {k: v for k, v in requested.items() if v is not None}
+    values.setdefault("tiers", tuple(test.spec.tiers))
+    values.setdefault("judges", tuple(test.spec.judges))
+    values.setdefault("timeout_seconds", test.spec.task.timeout_seconds)
+    unknown = [t for t in values["tiers"] if t not in test.subtests]
+    if unknown:
+        raise ExperimentError(f"--tiers {' '.join(unknown)}: the test {test.spec.id} does not define "
+                              f"{'these tiers' if len(unknown) > 1 else 'this tier'} "
+                              f"(it has {' '.join(test.subtests)})")
+    values["tiers"] = tuple(sorted(values["tiers"]))
+    return ExperimentConfig(experiment_id=f"{test.spec.id}-{_timestamp()}", test_id=test.spec.id,
+                            test_dir=str(test.test_dir), **values)
