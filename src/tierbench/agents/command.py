@@ -1,0 +1,129 @@
+"""The `command` agent: any shell command as the agent, e.g. a wrapper script around a real CLI.
+
+The command runs in the workspace with the prompt file and the run's identity in TIERBENCH_*
+environment variables. If it prints a Claude-Code-style JSON result, tokens, cost and rate limits
+are read from it exactly as for Claude Code itself.
+
+Also home of the small helpers every subprocess-driven adapter shares: the replayable
+`command.json` record and turning a `ProcessOutcome` into an `AgentOutcome`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tierbench.agents.base import AgentContext
+from tierbench.agents.jsonresult import apply_result_fields, parse_result_json
+from tierbench.execute.process import ProcessOutcome, ProcessRegistry, run_process
+from tierbench.models import AgentOutcome, RateLimitInfo
+from tierbench.store.atomic import atomic_write_text
+
+# Env names that may carry credentials; their values never reach command.json.
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
+REDACTED = "<redacted>"
+EXIT_COMMAND_NOT_FOUND = 127
+
+
+def redact_env(env: dict[str, str]) -> dict[str, str]:
+    return {name: (REDACTED if _SECRET_NAME.search(name) else value) for name, value in env.items()}
+
+
+def write_command_record(agent_dir: Path, argv: list[str], cwd: Path, env_overrides: dict[str, str]) -> None:
+    """Save agent_dir/command.json so a human can replay the exact invocation.
+
+    Only the variables the adapter set are recorded (never the whole inherited environment),
+    and any whose name looks like a credential is redacted.
+    """
+    record = {"argv": list(argv), "cwd": str(cwd), "env_overrides": redact_env(env_overrides)}
+    agent_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(agent_dir / "command.json", json.dumps(record, indent=2) + "\n")
+
+
+def read_log(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def outcome_from_process(proc: ProcessOutcome, argv: list[str]) -> AgentOutcome:
+    """The process-level facts of an agent run; JSON result fields are applied afterwards."""
+    infra_error = None
+    if proc.start_error and not proc.cancelled:
+        infra_error = f"agent could not start: {proc.start_error}"
+    return AgentOutcome(exit_code=proc.exit_code, timed_out=proc.timed_out,
+                        duration_seconds=proc.duration_seconds, infra_error=infra_error, command=list(argv))
+
+
+def run_env_overrides(ctx: AgentContext) -> dict[str, str]:
+    """What the run tells a command agent about itself; the subtest's own env comes first."""
+    overrides = dict(ctx.subtest.env)
+    overrides.update({
+        "TIERBENCH_PROMPT_FILE": str(ctx.prompt_file),
+        "TIERBENCH_RUN_DIR": str(ctx.agent_dir.parent),
+        "TIERBENCH_TIER": ctx.key.tier,
+        "TIERBENCH_SUBTEST": ctx.key.subtest,
+        "TIERBENCH_RUN": str(ctx.key.run),
+        "TIERBENCH_WORKSPACE": str(ctx.workspace),
+    })
+    if ctx.model:
+        overrides["TIERBENCH_MODEL"] = ctx.model
+    if ctx.thinking and ctx.thinking != "None":
+        overrides["TIERBENCH_THINKING"] = ctx.thinking
+    return overrides
+
+
+def _program_name(cmd: str) -> str:
+    try:
+        words = shlex.split(cmd)
+    except ValueError:
+        words = cmd.split()
+    return words[0] if words else cmd
+
+
+class CommandAgent:
+    name = "command"
+    known_options = ("cmd",)
+
+    def validate_options(self, options: dict[str, str]) -> None:
+        unknown = sorted(set(options) - set(self.known_options))
+        if unknown:
+            raise ValueError(f"the command agent does not know option(s) {unknown}; it takes: cmd")
+        if not str(options.get("cmd") or "").strip():
+            raise ValueError("the command agent needs the shell command to run: --agent-opt cmd='...'")
+
+    def preflight(self, options: dict[str, str], model: str | None, registry: ProcessRegistry,
+                  work_dir: Path) -> RateLimitInfo | None:
+        return None  # an arbitrary command has no free probe
+
+    def run(self, ctx: AgentContext) -> AgentOutcome:
+        self.validate_options(ctx.options)
+        cmd = ctx.options["cmd"]
+        argv = ["/bin/sh", "-c", cmd]  # what shell=True runs; recorded so it replays verbatim
+        overrides = run_env_overrides(ctx)
+        write_command_record(ctx.agent_dir, argv, ctx.workspace, overrides)
+        stdout_path, stderr_path = ctx.agent_dir / "stdout.log", ctx.agent_dir / "stderr.log"
+        proc = run_process(cmd, cwd=ctx.workspace, env={**ctx.base_env, **overrides},
+                           timeout=ctx.timeout_seconds, stdout_path=stdout_path, stderr_path=stderr_path,
+                           registry=ctx.registry, shell=True)
+        outcome = outcome_from_process(proc, argv)
+        if proc.exit_code is None:
+            return outcome
+        result = parse_result_json(read_log(stdout_path))
+        if result is not None:
+            outcome = apply_result_fields(outcome, result)
+        stderr_text = read_log(stderr_path)
+        if proc.exit_code == EXIT_COMMAND_NOT_FOUND and not proc.timed_out:
+            last_line = (stderr_text.strip().splitlines() or [""])[-1]
+            detail = f" ({last_line})" if last_line else ""
+            outcome.infra_error = f"command not found: {_program_name(cmd)}{detail}"
+            return outcome
+        from tierbench.ratelimit import detect_agent_output  # written alongside; keep import cheap
+
+        outcome.rate_limit = detect_agent_output(result, stderr_text, now=datetime.now(timezone.utc),
+                                                 default_wait=ctx.default_rate_limit_wait)
+        return outcome
