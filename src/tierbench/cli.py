@@ -6,9 +6,6 @@ Exit codes (every command): 0 done, 1 error, 2 rate limited and not waiting, 130
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -162,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return EXIT_INTERRUPTED
+    except OSError as exc:  # disk full, permissions: say what failed instead of a traceback
+        _err(f"{exc.strerror or exc} ({exc.filename or 'file'}); nothing completed was lost. "
+             "Free space or fix permissions, then run the same command again.")
+        return EXIT_ERROR
     return EXIT_ERROR
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from tierbench.config import ExtensionError
-from tierbench.experiment import ExperimentError, OpenedExperiment, reopen_experiment, start_experiment
-from tierbench.spec import SpecError
+from tierbench.experiment import (ExperimentError, OpenedExperiment, backup_aside, experiment_root,
+                                  reopen_experiment, start_experiment)
+from tierbench.spec import SpecError, load_test
 from tierbench.store.layout import ExperimentLayout
 from tierbench.store.lock import ExperimentLock, LockHeld
 
@@ -24,13 +25,43 @@ def _err(text: str) -> None:
     print(f"tierbench: {text}", file=sys.stderr, flush=True)
 
 
-def _open(args: argparse.Namespace, requested: dict[str, Any]) -> OpenedExperiment:
+def _open_locked(args: argparse.Namespace, requested: dict[str, Any]) -> tuple[OpenedExperiment, ExperimentLock]:
+    """Validate, take the experiment's OS lock, then create or reopen it. The lock comes before
+    anything is created, so two racing coordinators can never both set up one directory."""
     if args.command == "resume":
         if args.fresh:
             raise ExperimentError("--fresh starts anew from a test directory: tierbench run TEST_DIR --fresh")
-        return reopen_experiment(args.exp_dir, requested, extend=args.extend)
-    return start_experiment(args.test_dir, args.results_dir or Path("results"), requested,
-                            fresh=args.fresh, extend=args.extend)
+        root = Path(args.exp_dir).resolve()
+        if not (root / "config" / "experiment.json").exists():
+            raise ExperimentError(f"{root} is not an experiment directory (no config/experiment.json). "
+                                  "Start one with: tierbench run TEST_DIR")
+        lock = _acquire(root)
+        try:
+            return reopen_experiment(root, requested, extend=args.extend), lock
+        except BaseException:
+            lock.release()
+            raise
+    test = load_test(args.test_dir)  # validation happens before anything is created
+    root = experiment_root(args.results_dir or Path("results"), test)
+    notes = []
+    if args.fresh and root.exists():
+        _acquire(root).release()  # refuse to move a directory another process is running
+        notes.append(f"--fresh: moved the previous experiment aside to {backup_aside(root)}")
+    root.mkdir(parents=True, exist_ok=True)
+    lock = _acquire(root)
+    try:
+        opened = start_experiment(test, root, requested, extend=args.extend)
+    except BaseException:
+        lock.release()
+        raise
+    opened.notes[:0] = notes
+    return opened, lock
+
+
+def _acquire(root: Path) -> ExperimentLock:
+    lock = ExperimentLock(ExperimentLayout(root).lock_file)
+    lock.acquire()
+    return lock
 
 
 def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
@@ -40,18 +71,15 @@ def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
     from tierbench.store.state import StateStore, StoreWriteError
 
     try:
-        opened = _open(args, requested)
-    except (SpecError, ExperimentError, ExtensionError, LockHeld) as exc:
+        opened, lock = _open_locked(args, requested)
+    except LockHeld as exc:
+        _err(f"this experiment is already being run by another tierbench process (PID {exc.pid}). "
+             "Wait for it to finish, or stop it first.")
+        return EXIT_ERROR
+    except (SpecError, ExperimentError, ExtensionError) as exc:
         _err(str(exc))
         return EXIT_ERROR
     layout, config = opened.layout, opened.config
-    lock = ExperimentLock(layout.lock_file)
-    try:
-        lock.acquire()
-    except LockHeld as exc:
-        _err(f"{layout.root} is already being run by another tierbench process (PID {exc.pid}). "
-             "Wait for it to finish, or stop it first.")
-        return EXIT_ERROR
     progress = make_progress(quiet=args.quiet, stream=sys.stderr)
     try:
         for note in opened.notes:

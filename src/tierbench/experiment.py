@@ -49,19 +49,18 @@ def backup_aside(path: Path) -> Path:
     return target
 
 
-def start_experiment(test_dir: Path, results_dir: Path, requested: dict[str, Any], *,
-                     fresh: bool = False, extend: bool = False) -> OpenedExperiment:
-    """`tierbench run TEST_DIR`: validate the test, then create or reopen `results_dir/<test id>`."""
-    test = load_test(test_dir)  # validation happens before anything is created
-    root = Path(results_dir).resolve() / test.spec.id
-    notes: list[str] = []
-    if fresh and root.exists():
-        notes.append(f"--fresh: moved the previous experiment aside to {backup_aside(root)}")
+def experiment_root(results_dir: Path, test: LoadedTest) -> Path:
+    return Path(results_dir).resolve() / test.spec.id
+
+
+def start_experiment(test: LoadedTest, root: Path, requested: dict[str, Any], *,
+                     extend: bool = False) -> OpenedExperiment:
+    """`tierbench run TEST_DIR` (the caller validated the test and holds the lock on `root`):
+    create the experiment, or reopen it if it exists."""
     layout = ExperimentLayout(root)
     if layout.config_file.exists():
-        opened = reopen_experiment(root, requested, extend=extend)
-        opened.notes[:0] = notes
-        return opened
+        return reopen_experiment(root, requested, extend=extend)
+    notes: list[str] = []
     config = _new_config(test, requested)
     root.mkdir(parents=True, exist_ok=True)
     snapshot_partial = layout.config_dir / "test.partial"
