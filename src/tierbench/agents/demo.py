@@ -124,7 +124,7 @@ def _git_apply(patch: Path) -> bool:
     return done.returncode == 0
 
 
-def _added_lines(patch_text: str) -> list[tuple[str, str]]:
+def patch_added_lines(patch_text: str) -> list[tuple[str, str]]:
     """(file, line) for each substantive line the patch adds: candidates to 'forget'."""
     found: list[tuple[str, str]] = []
     current: str | None = None
@@ -164,7 +164,7 @@ def _attempt(rng: random.Random, success: bool, patch: Path) -> str:
         if _git_apply(patch):
             return "I fixed the issue and verified the change."
         return _give_up("the change did not apply cleanly")
-    candidates = _added_lines(patch.read_text(encoding="utf-8"))
+    candidates = patch_added_lines(patch.read_text(encoding="utf-8"))
     if candidates and rng.random() < 0.75 and _git_apply(patch):
         file, line = rng.choice(candidates)
         if _forget_line(Path(file), line):
