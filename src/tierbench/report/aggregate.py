@@ -1,0 +1,383 @@
+"""From the files of an experiment (or a batch) to the numbers of its report.
+
+The report is computed from the run_result.json files themselves, never from the checkpoint's
+bookkeeping, so a reader can recompute every number from what is on disk. Only passed/failed runs
+are results; every other recorded run or attempt is listed under `exclusions` and kept out of every
+rate. Output is deterministic: files are read in sorted order and the bootstrap is seeded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tierbench.config import ExperimentConfig
+from tierbench.models import ALL_TIERS, TIER_NAMES, RunResult, RunStatus, grade_for
+from tierbench.report import stats
+from tierbench.report.schema import (
+    GRADES, BatchReport, BatchTestRow, BatchTierCell, ExcludedRun, Exclusions, ExperimentReport,
+    GroupStats, Interval, JudgeAgreement, JudgeSummary, PooledTier, SubtestSummary, TierSummary,
+    TokenSummary, UpliftSummary,
+)
+from tierbench.store.layout import ExperimentLayout
+
+BEST_SUBTEST_TIE = 0.05  # same rule as the planner: medians this close tie, fewer tokens win
+BOOTSTRAP_SEED = 0
+
+
+class AttemptRecord(BaseModel):
+    """An earlier attempt of a run, kept under attempts/NN/ (rate limited or errored)."""
+
+    attempt: int
+    path: str
+    result: RunResult
+
+
+class ExperimentData(BaseModel):
+    """Everything the report reads from one experiment directory."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    exp_dir: Path
+    config: ExperimentConfig | None = None  # None when experiment.json no longer validates
+    config_raw: dict[str, Any] = Field(default_factory=dict)
+    runs: list[RunResult] = Field(default_factory=list)  # every run_result.json, any status
+    run_paths: list[str] = Field(default_factory=list)  # parallel to runs, relative to exp_dir
+    attempts: list[AttemptRecord] = Field(default_factory=list)
+    best_subtests: dict[str, str] = Field(default_factory=dict)
+    checkpoint: dict[str, Any] = Field(default_factory=dict)
+    stats: dict[str, Any] = Field(default_factory=dict)
+    unreadable: list[str] = Field(default_factory=list)
+
+    @property
+    def results(self) -> list[RunResult]:
+        return [r for r in self.runs if r.status.is_result]
+
+
+def _read_json(path: Path, unreadable: list[str], root: Path) -> Any:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        unreadable.append(str(path.relative_to(root)))
+        return None
+
+
+def load_experiment_runs(exp_dir: Path) -> ExperimentData:
+    """Read config, every run_result.json and every archived attempt of an experiment directory.
+
+    A file that cannot be parsed is not skipped silently: it is named in `unreadable`.
+    """
+    layout = ExperimentLayout(Path(exp_dir))
+    root = layout.root
+    data = ExperimentData(exp_dir=root)
+    raw = _read_json(layout.config_file, data.unreadable, root)
+    if isinstance(raw, dict):
+        data.config_raw = raw
+        try:
+            data.config = ExperimentConfig.model_validate(raw)
+        except ValueError:
+            data.config = None
+    for path in sorted(root.glob(layout.run_result_glob())):
+        rel = str(path.relative_to(root))
+        try:
+            data.runs.append(RunResult.model_validate_json(path.read_text()))
+            data.run_paths.append(rel)
+        except (OSError, ValueError):
+            data.unreadable.append(rel)
+    for path in sorted(root.glob("T[0-6]/[0-9][0-9]/run_*/attempts/*/run_result.json")):
+        rel = str(path.relative_to(root))
+        try:
+            result = RunResult.model_validate_json(path.read_text())
+            number = int(path.parent.name) if path.parent.name.isdigit() else 0
+            data.attempts.append(AttemptRecord(attempt=number, path=rel, result=result))
+        except (OSError, ValueError):
+            data.unreadable.append(rel)
+    for tier in ALL_TIERS:
+        best = _read_json(layout.best_subtest_file(tier), data.unreadable, root)
+        name = (best.get("subtest") or best.get("best_subtest")) if isinstance(best, dict) else best
+        if isinstance(name, str) and name:
+            data.best_subtests[tier] = name
+    data.checkpoint = _read_json(layout.checkpoint, data.unreadable, root) or {}
+    data.stats = _read_json(layout.stats_file, data.unreadable, root) or {}
+    return data
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) or math.isinf(value) else float(value)
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def _grade(run: RunResult) -> str | None:
+    if run.judge_grade in GRADES:
+        return run.judge_grade
+    return grade_for(run.judge_score) if run.judge_score is not None else None
+
+
+def group_stats(runs: list[RunResult]) -> dict[str, Any]:
+    """GroupStats fields for a list of result runs (callers pass passed/failed runs only)."""
+    n = len(runs)
+    passed = sum(r.status == RunStatus.PASSED for r in runs)
+    scores = [r.judge_score for r in runs if r.judge_score is not None]
+    costs = [r.cost_usd for r in runs]
+    grades = {g: 0 for g in GRADES}
+    for run in runs:
+        if (letter := _grade(run)) is not None:
+            grades[letter] += 1
+    tokens = TokenSummary(
+        input_tokens=sum(r.token_stats.input_tokens for r in runs),
+        output_tokens=sum(r.token_stats.output_tokens for r in runs),
+        cache_creation_tokens=sum(r.token_stats.cache_creation_tokens for r in runs),
+        cache_read_tokens=sum(r.token_stats.cache_read_tokens for r in runs),
+        total_tokens=sum(r.token_stats.total_tokens for r in runs),
+    )
+    tokens.mean_total_tokens = tokens.total_tokens / n if n else None
+    pass_rate = passed / n if n else None
+    cop = stats.cost_of_pass(statistics.fmean(costs), pass_rate) if n else None
+    lo, hi = stats.wilson_interval(passed, n)
+    blo, bhi = stats.bootstrap_mean_ci(scores, seed=BOOTSTRAP_SEED)
+    return dict(
+        n_runs=n, n_passed=passed, pass_rate=pass_rate,
+        pass_rate_ci=Interval(low=lo, high=hi) if n else Interval(),
+        n_scored=len(scores), score_mean=_mean(scores),
+        score_median=statistics.median(scores) if scores else None,
+        score_std=stats.sample_std(scores) if scores else None,
+        score_mean_ci=Interval(low=_finite(blo), high=_finite(bhi)),
+        consistency=_finite(stats.consistency(scores)), grades=grades,
+        cost_mean=_mean(costs), cost_total=sum(costs), tokens=tokens,
+        duration_mean=_mean([r.duration_seconds for r in runs]),
+        agent_duration_mean=_mean([r.agent_duration_seconds for r in runs]),
+        judge_duration_mean=_mean([r.judge_duration_seconds for r in runs]),
+        duration_total=sum(r.duration_seconds for r in runs),
+        cost_of_pass=_finite(cop), cost_of_pass_infinite=cop is not None and math.isinf(cop),
+    )
+
+
+def choose_best_subtest(subtests: list[SubtestSummary]) -> str | None:
+    """Highest median score; medians within BEST_SUBTEST_TIE tie, won by fewer mean tokens."""
+    scored = [s for s in subtests if s.score_median is not None]
+    if not scored:
+        return None
+    top = max(s.score_median for s in scored)
+    tied = [s for s in scored if top - s.score_median <= BEST_SUBTEST_TIE + 1e-12]
+    best = min(tied, key=lambda s: (s.tokens.mean_total_tokens or 0.0, -s.score_median, s.subtest))
+    return best.subtest
+
+
+def _cop_key(group: GroupStats) -> float:
+    if group.cost_of_pass_infinite or group.cost_of_pass is None:
+        return math.inf
+    return group.cost_of_pass
+
+
+def _summarize_tier(tier: str, runs: list[RunResult], data: ExperimentData) -> TierSummary:
+    by_subtest: dict[str, list[RunResult]] = defaultdict(list)
+    for run in runs:
+        by_subtest[run.subtest].append(run)
+    subtests = [SubtestSummary(subtest=name, **group_stats(sorted(by_subtest[name],
+                                                                  key=lambda r: r.run_number)))
+                for name in sorted(by_subtest)]
+    summary = TierSummary(tier=tier, name=TIER_NAMES.get(tier, tier), subtests=subtests,
+                          **group_stats(runs))
+    if tier in data.best_subtests:
+        summary.best_subtest, summary.best_subtest_source = data.best_subtests[tier], "best_subtest.json"
+    elif (best := choose_best_subtest(subtests)) is not None:
+        summary.best_subtest, summary.best_subtest_source = best, "median_score"
+    for sub in subtests:
+        sub.is_best = sub.subtest == summary.best_subtest
+    return summary
+
+
+def _add_uplifts(tiers: list[TierSummary]) -> None:
+    base = next((t for t in tiers if t.tier == "T0" and t.n_runs), None)
+    if base is None:
+        return
+    compared = [t for t in tiers if t.tier != "T0" and t.n_runs]
+    for tier in compared:
+        diff, (lo, hi), p = stats.fisher_exact_uplift(tier.n_passed, tier.n_runs,
+                                                      base.n_passed, base.n_runs)
+        tier.uplift_vs_t0 = UpliftSummary(diff=_finite(diff), ci=Interval(low=lo, high=hi), p_value=p)
+    for tier, adjusted in zip(compared, stats.holm_adjust([t.uplift_vs_t0.p_value for t in compared])):
+        tier.uplift_vs_t0.p_holm = adjusted
+
+
+def _exclusions(data: ExperimentData) -> Exclusions:
+    recorded = [(r, None, p) for r, p in zip(data.runs, data.run_paths) if not r.status.is_result]
+    recorded += [(a.result, a.attempt, a.path) for a in data.attempts]
+    excluded = [ExcludedRun(tier=r.tier, subtest=r.subtest, run=r.run_number, attempt=attempt,
+                            status=r.status.value, error=r.error, cost_usd=r.cost_usd,
+                            duration_seconds=r.duration_seconds, path=path)
+                for r, attempt, path in recorded]
+    excluded.sort(key=lambda e: (e.tier, e.subtest, e.run, e.attempt or 10**6))
+    counts = {s: sum(e.status == s for e in excluded) for s in ("rate_limited", "error", "interrupted")}
+    pauses = {k: data.checkpoint.get(k, data.stats.get(k))
+              for k in ("rate_limited_attempts", "pause_count", "total_pause_seconds")}
+    return Exclusions(
+        rate_limited_attempts=counts["rate_limited"],
+        infrastructure_errors=counts["error"],
+        interrupted=counts["interrupted"],
+        excluded_cost=sum(e.cost_usd for e in excluded),
+        excluded_duration=sum(e.duration_seconds for e in excluded),
+        checkpoint_rate_limited_attempts=_as_int(pauses["rate_limited_attempts"]),
+        pause_count=_as_int(pauses["pause_count"]),
+        total_pause_seconds=_as_float(pauses["total_pause_seconds"]),
+        unreadable_files=sorted(data.unreadable), runs=excluded,
+    )
+
+
+def _as_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _as_float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _judges(results: list[RunResult]) -> tuple[list[JudgeSummary], JudgeAgreement | None]:
+    verdicts: dict[tuple[str, str], list] = defaultdict(list)
+    for run in results:
+        for judge in run.judges:
+            verdicts[(judge.judge_id, judge.spec)].append(judge)
+    summaries = []
+    for (judge_id, spec), items in sorted(verdicts.items()):
+        valid = [j for j in items if j.is_valid]
+        scores = [j.score for j in valid if j.score is not None]
+        verdict_flags = [j.passed for j in valid if j.passed is not None]
+        summaries.append(JudgeSummary(
+            judge_id=judge_id, spec=spec, n_verdicts=len(items), n_valid=len(valid),
+            score_mean=_mean(scores), cost_total=sum(j.cost_usd for j in items),
+            pass_rate=sum(verdict_flags) / len(verdict_flags) if verdict_flags else None,
+            duration_mean=_mean([j.duration_seconds for j in items])))
+    judge_ids = sorted({judge_id for judge_id, _ in verdicts})
+    if len(judge_ids) < 2:
+        return summaries, None
+    score_rows, pass_rows = [], []
+    for run in results:
+        valid = {j.judge_id: j for j in run.judges if j.is_valid}
+        score_rows.append([valid[i].score if i in valid else None for i in judge_ids])
+        pass_rows.append([valid[i].passed if i in valid else None for i in judge_ids])
+    agreement = JudgeAgreement(
+        n_judges=len(judge_ids),
+        n_items=sum(sum(v is not None for v in row) >= 2 for row in score_rows),
+        krippendorff_alpha_interval=_finite(stats.krippendorff_alpha_interval(score_rows)),
+        pairwise_pass_agreement=_finite(stats.pairwise_agreement(pass_rows)))
+    return summaries, agreement
+
+
+def _wall_clock(data: ExperimentData) -> float | None:
+    every = data.runs + [a.result for a in data.attempts]
+    starts = [r.started_at for r in every if r.started_at is not None]
+    ends = [r.finished_at for r in every if r.finished_at is not None]
+    if not starts or not ends:
+        return None
+    try:
+        return max(0.0, (max(ends) - min(starts)).total_seconds())
+    except TypeError:  # naive and aware timestamps mixed: no honest answer
+        return None
+
+
+def summarize_experiment(data: ExperimentData) -> ExperimentReport:
+    """Every number of an experiment report, computed from the loaded files."""
+    results = data.results
+    cfg = data.config_raw
+    by_tier: dict[str, list[RunResult]] = defaultdict(list)
+    for run in results:
+        by_tier[run.tier].append(run)
+    tiers = [_summarize_tier(t, sorted(by_tier[t], key=lambda r: (r.subtest, r.run_number)), data)
+             for t in sorted(by_tier)]
+    _add_uplifts(tiers)
+    exclusions = _exclusions(data)
+    for tier in tiers:
+        tier.n_excluded = sum(e.tier == tier.tier for e in exclusions.runs)
+    judges, agreement = _judges(results)
+    report = ExperimentReport(
+        experiment_id=cfg.get("experiment_id"), test_id=cfg.get("test_id"), agent=cfg.get("agent"),
+        model=cfg.get("model"), judge_specs=list(cfg.get("judges") or []),
+        runs_per_subtest=_as_int(cfg.get("runs_per_subtest")),
+        tiers_configured=list(cfg.get("tiers") or []),
+        n_results=len(results), n_passed=sum(r.status == RunStatus.PASSED for r in results),
+        result_cost=sum(r.cost_usd for r in results),
+        result_duration=sum(r.duration_seconds for r in results),
+        wall_clock_seconds=_wall_clock(data), tiers=tiers, exclusions=exclusions,
+        judges=judges, judge_agreement=agreement)
+    report.pass_rate = report.n_passed / report.n_results if report.n_results else None
+    report.total_cost = report.result_cost + exclusions.excluded_cost
+    report.total_duration = report.result_duration + exclusions.excluded_duration
+    history = data.stats.get("judge_limiter_history")
+    report.judge_limiter_events = len(history) if isinstance(history, list) else None
+    if tiers:
+        best = min(tiers, key=lambda t: (-(t.pass_rate or 0.0), _cop_key(t), t.tier))
+        report.best_tier, report.best_score = best.tier, best.score_mean
+        frontier = min(tiers, key=lambda t: (_cop_key(t), t.tier))
+        if math.isinf(_cop_key(frontier)):
+            report.frontier_cop_infinite = True
+        else:
+            report.frontier_cop, report.frontier_tier = frontier.cost_of_pass, frontier.tier
+    return report
+
+
+def find_experiment_dirs(batch_dir: Path) -> list[Path]:
+    """Direct subdirectories of a batch dir that hold config/experiment.json, sorted by name."""
+    return sorted(p for p in Path(batch_dir).iterdir()
+                  if p.is_dir() and (p / "config" / "experiment.json").is_file())
+
+
+def load_batch(batch_dir: Path) -> list[tuple[ExperimentData, ExperimentReport]]:
+    """Load and summarize every experiment of a batch dir, in directory-name order."""
+    experiments = []
+    for exp_dir in find_experiment_dirs(batch_dir):
+        data = load_experiment_runs(exp_dir)
+        experiments.append((data, summarize_experiment(data)))
+    return experiments
+
+
+def summarize_batch(batch_dir: Path,
+                    experiments: list[tuple[ExperimentData, ExperimentReport]] | None = None
+                    ) -> BatchReport:
+    """Tests × tiers pass rates and per-tier rates pooled over tests.
+
+    `experiments` (from `load_batch`) avoids reading the files twice when the caller has them.
+    """
+    batch_dir = Path(batch_dir)
+    if experiments is None:
+        experiments = load_batch(batch_dir)
+    report = BatchReport(batch_summary_present=(batch_dir / "batch_summary.json").is_file())
+    tier_names = sorted({t.tier for _, rep in experiments for t in rep.tiers})
+    report.tiers = tier_names
+    for data, rep in experiments:
+        report.tests.append(BatchTestRow(
+            test_id=rep.test_id or data.exp_dir.name, experiment_dir=data.exp_dir.name,
+            best_tier=rep.best_tier, best_score=rep.best_score, frontier_cop=rep.frontier_cop,
+            frontier_cop_infinite=rep.frontier_cop_infinite, total_cost=rep.total_cost,
+            total_duration=rep.total_duration,
+            rate_limited_attempts=rep.exclusions.rate_limited_attempts,
+            infrastructure_errors=rep.exclusions.infrastructure_errors,
+            tiers={t.tier: BatchTierCell(n_runs=t.n_runs, n_passed=t.n_passed, pass_rate=t.pass_rate,
+                                         score_mean=t.score_mean) for t in rep.tiers}))
+    for tier in tier_names:
+        rows = [t for _, rep in experiments for t in rep.tiers if t.tier == tier and t.n_runs]
+        n, k = sum(t.n_runs for t in rows), sum(t.n_passed for t in rows)
+        cost = sum(t.cost_total for t in rows)
+        cop = stats.cost_of_pass(cost / n, k / n) if n else None
+        lo, hi = stats.wilson_interval(k, n)
+        report.pooled.append(PooledTier(
+            tier=tier, name=TIER_NAMES.get(tier, tier), n_tests=len(rows), n_runs=n, n_passed=k,
+            pass_rate=k / n if n else None, pass_rate_ci=Interval(low=lo, high=hi) if n else Interval(),
+            mean_of_test_pass_rates=_mean([t.pass_rate for t in rows if t.pass_rate is not None]),
+            cost_total=cost, cost_of_pass=_finite(cop),
+            cost_of_pass_infinite=cop is not None and math.isinf(cop)))
+    report.total_cost = sum(rep.total_cost for _, rep in experiments)
+    report.total_duration = sum(rep.total_duration for _, rep in experiments)
+    report.rate_limited_attempts = sum(r.rate_limited_attempts for r in report.tests)
+    report.infrastructure_errors = sum(r.infrastructure_errors for r in report.tests)
+    return report
