@@ -100,7 +100,7 @@ def test_registry_knows_demo_and_command_and_rejects_unknown_names():
         get_agent("gpt-pilot")
 
 
-def test_option_validation_happens_before_running():
+def test_validate_options_rejects_missing_or_unknown_options():
     with pytest.raises(ValueError, match="cmd"):
         CommandAgent().validate_options({})
     CommandAgent().validate_options({"cmd": "true"})
@@ -109,6 +109,11 @@ def test_option_validation_happens_before_running():
     with pytest.raises(ValueError, match="does not know"):
         DemoAgent().validate_options({"speed": "1"})
     DemoAgent().validate_options({"delay": "0.5", "seed": "7"})
+
+
+def test_bad_options_at_run_time_are_reported_not_raised(tmp_path, test_dir):
+    assert "cmd" in CommandAgent().run(make_ctx(tmp_path, test_dir)).infra_error
+    assert "delay" in DemoAgent().run(make_ctx(tmp_path, test_dir, options={"delay": "-1"})).infra_error
     assert DemoAgent().preflight({}, None, ProcessRegistry(), Path(".")) is None
     assert CommandAgent().preflight({"cmd": "x"}, None, ProcessRegistry(), Path(".")) is None
 

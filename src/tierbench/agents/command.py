@@ -101,7 +101,10 @@ class CommandAgent:
         return None  # an arbitrary command has no free probe
 
     def run(self, ctx: AgentContext) -> AgentOutcome:
-        self.validate_options(ctx.options)
+        try:
+            self.validate_options(ctx.options)
+        except ValueError as exc:  # run() reports, never raises
+            return AgentOutcome(infra_error=str(exc))
         cmd = ctx.options["cmd"]
         argv = ["/bin/sh", "-c", cmd]  # what shell=True runs; recorded so it replays verbatim
         overrides = run_env_overrides(ctx)

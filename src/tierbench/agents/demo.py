@@ -84,8 +84,12 @@ class DemoAgent:
         from tierbench.agents.command import outcome_from_process, read_log, write_command_record
         from tierbench.agents.jsonresult import apply_result_fields, parse_result_json
         from tierbench.execute.process import run_process
+        from tierbench.models import AgentOutcome
 
-        self.validate_options(ctx.options)
+        try:
+            self.validate_options(ctx.options)
+        except ValueError as exc:  # run() reports, never raises
+            return AgentOutcome(infra_error=str(exc))
         seed = int(ctx.options.get("seed", ctx.seed))
         delay = float(ctx.options.get("delay", 0))
         patch = (Path(ctx.test_dir) / "expected" / "solution.patch").resolve()
