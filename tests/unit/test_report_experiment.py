@@ -271,3 +271,13 @@ def test_batch_report_from_two_experiments(tmp_path: Path):
     assert "data:image/png;base64," in (batch / "report.html").read_text()
     assert "| test-b | 2/3 (66.7%) | 1/2 (50.0%) | – |" in (batch / "report.md").read_text()
     assert not math.isnan(raw["pooled"][0]["pass_rate"])
+
+
+def test_experiment_without_results_still_reports(tmp_path: Path):
+    exp = build_experiment(tmp_path / "exp", scores={}, extras=False)
+    written = write_report(exp)
+    assert (exp / "report.html").is_file() and len(_read_csv(exp / "runs.csv")) == 0
+    report = ExperimentReport.model_validate_json((exp / "report.json").read_text())
+    assert (report.best_tier, report.best_score, report.frontier_cop) == (None, None, None)
+    assert not report.frontier_cop_infinite and report.total_cost == 0.0
+    assert report.judge_agreement is None and len(written) == 10
