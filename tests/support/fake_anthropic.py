@@ -1,0 +1,396 @@
+"""A fake Anthropic Messages API on 127.0.0.1, good enough to drive the real Claude Code CLI.
+
+    script = [tool_turn("Bash", {"command": "echo hi > hello.txt"}), text_turn("done")]
+    with FakeAnthropic(script) as api:
+        env["ANTHROPIC_BASE_URL"] = api.url
+        ... run claude ...
+    api.requests          # every request, in order, with its parsed JSON body and how it was routed
+
+What it serves:
+  POST /v1/messages               streaming (SSE) and non-streaming, from the script
+  POST /v1/messages/count_tokens  a rough estimate
+  anything else                   200 `{}` for GET/HEAD and POST (recorded, so tests can see it)
+
+Routing. The script advances only on the *main conversation*: a /v1/messages request that offers
+tools. Requests without tools are side requests (title/topic generation, quota probes, ...) and get
+`side_text`. For a main request the scripted turn is chosen by the number of assistant messages
+already in the conversation, not by a counter: a retried request gets the same turn again and a side
+request can never consume a turn. Past the end of the script the server answers with `final_text`.
+
+Errors. `error=rate_limited(retry_after=3)` answers every /v1/messages* request with 429 and a
+`retry-after` header (or only the first `count` of them); `auth_error()` does the same with 401.
+
+Usage. Each turn reports the `Usage` it was given (defaults below), so tests know exactly how many
+tokens the CLI was told about. Side requests report `side_usage`.
+
+The server runs in a daemon thread and stops on `__exit__`, on `stop()`, or by itself after
+`max_lifetime` seconds, so a test that forgets it cannot leave it running.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = [
+    "ErrorMode",
+    "FakeAnthropic",
+    "RecordedRequest",
+    "ToolUse",
+    "Turn",
+    "Usage",
+    "auth_error",
+    "rate_limited",
+    "text_turn",
+    "tool_turn",
+]
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 100
+    output_tokens: int = 20
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_creation_input_tokens": self.cache_creation_input_tokens,
+            "cache_read_input_tokens": self.cache_read_input_tokens,
+        }
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    name: str
+    input: dict[str, Any]
+    id: str | None = None  # generated when None
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One scripted assistant message: optional text, then any tool calls."""
+
+    text: str | None = None
+    tool_uses: tuple[ToolUse, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def stop_reason(self) -> str:
+        return "tool_use" if self.tool_uses else "end_turn"
+
+
+def tool_turn(name: str, input: dict[str, Any], *, text: str | None = None, usage: Usage | None = None) -> Turn:
+    return Turn(text=text, tool_uses=(ToolUse(name, input),), usage=usage or Usage())
+
+
+def text_turn(text: str, *, usage: Usage | None = None) -> Turn:
+    return Turn(text=text, usage=usage or Usage())
+
+
+@dataclass(frozen=True)
+class ErrorMode:
+    """Answer /v1/messages* with an API error: every request, or only the first `count`."""
+
+    status: int = 429
+    error_type: str = "rate_limit_error"
+    message: str = "This request would exceed your organization's rate limit. Please try again later."
+    retry_after: float | None = 3
+    count: int | None = None
+
+
+def rate_limited(retry_after: float | None = 3, count: int | None = None,
+                 message: str | None = None) -> ErrorMode:
+    return ErrorMode(retry_after=retry_after, count=count,
+                     **({"message": message} if message is not None else {}))
+
+
+def auth_error(count: int | None = None) -> ErrorMode:
+    return ErrorMode(status=401, error_type="authentication_error", message="invalid x-api-key",
+                     retry_after=None, count=count)
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any  # parsed JSON, raw text when not JSON, None when empty
+    route: str  # "main", "side", "count_tokens", "error", "other"
+    status: int = 200
+    turn_index: int | None = None  # the script index answered, for main requests
+    at: float = field(default_factory=time.monotonic)
+
+    @property
+    def model(self) -> str | None:
+        return self.body.get("model") if isinstance(self.body, dict) else None
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.body.get("stream")) if isinstance(self.body, dict) else False
+
+
+_ids = itertools.count(1)
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_fake{next(_ids):020d}"
+
+
+class FakeAnthropic:
+    def __init__(
+        self,
+        script: list[Turn] | None = None,
+        *,
+        error: ErrorMode | None = None,
+        final_text: str = "(fake server: script exhausted)",
+        side_text: str = "ok",
+        side_usage: Usage = Usage(input_tokens=0, output_tokens=0),
+        max_lifetime: float = 300.0,
+    ) -> None:
+        self.script = list(script or [])
+        self.error = error
+        self.final_text = final_text
+        self.side_text = side_text
+        self.side_usage = side_usage
+        self.max_lifetime = max_lifetime
+        self.requests: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        self._errors_sent = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "server not started"
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "FakeAnthropic":
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name=f"fake-anthropic:{self.port}", daemon=True)
+        self._thread.start()
+        self._timer = threading.Timer(self.max_lifetime, self.stop)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if self._timer is not None and self._timer is not threading.current_thread():
+            self._timer.cancel()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+    def __enter__(self) -> "FakeAnthropic":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- views for tests -------------------------------------------------------------------------
+
+    def requests_for(self, route: str) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.route == route]
+
+    @property
+    def main_requests(self) -> list[RecordedRequest]:
+        return self.requests_for("main")
+
+    def reported_usage(self, routes: tuple[str, ...] = ("main",)) -> Usage:
+        """Sum of the usage this server reported in successful responses of the given routes."""
+        totals = dict.fromkeys(Usage().as_dict(), 0)
+        with self._lock:
+            answered = [r for r in self.requests if r.route in routes and r.status == 200]
+        for req in answered:
+            usage = self._turn_for(req.turn_index).usage if req.route == "main" else self.side_usage
+            for k, v in usage.as_dict().items():
+                totals[k] += v
+        return Usage(**totals)
+
+    def paths(self) -> list[str]:
+        with self._lock:
+            return [f"{r.method} {r.path} -> {r.status} ({r.route})" for r in self.requests]
+
+    # -- behaviour -------------------------------------------------------------------------------
+
+    def _record(self, req: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(req)
+
+    def _take_error(self) -> ErrorMode | None:
+        with self._lock:
+            if self.error is None:
+                return None
+            if self.error.count is not None and self._errors_sent >= self.error.count:
+                return None
+            self._errors_sent += 1
+            return self.error
+
+    def _turn_for(self, index: int | None) -> Turn:
+        if index is not None and 0 <= index < len(self.script):
+            return self.script[index]
+        return Turn(text=self.final_text)
+
+    @staticmethod
+    def is_main(body: Any) -> bool:
+        return isinstance(body, dict) and bool(body.get("tools"))
+
+    @staticmethod
+    def turn_index(body: dict[str, Any]) -> int:
+        return sum(1 for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "assistant")
+
+
+def _message(turn: Turn, model: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The non-streaming message and its content blocks (tool ids filled in)."""
+    blocks: list[dict[str, Any]] = []
+    if turn.text is not None:
+        blocks.append({"type": "text", "text": turn.text})
+    for tool in turn.tool_uses:
+        blocks.append({"type": "tool_use", "id": tool.id or _new_id("toolu"), "name": tool.name, "input": tool.input})
+    message = {
+        "id": _new_id("msg"),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": blocks,
+        "stop_reason": turn.stop_reason,
+        "stop_sequence": None,
+        "usage": turn.usage.as_dict(),
+    }
+    return message, blocks
+
+
+def _sse(turn: Turn, model: str) -> bytes:
+    message, blocks = _message(turn, model)
+    events: list[tuple[str, dict[str, Any]]] = []
+    start_usage = {**turn.usage.as_dict(), "output_tokens": 1}
+    events.append(("message_start", {"type": "message_start",
+                                     "message": {**message, "content": [], "stop_reason": None, "usage": start_usage}}))
+    events.append(("ping", {"type": "ping"}))
+    for index, block in enumerate(blocks):
+        if block["type"] == "text":
+            events.append(("content_block_start", {"type": "content_block_start", "index": index,
+                                                   "content_block": {"type": "text", "text": ""}}))
+            text = block["text"]
+            for piece in [text[i:i + 16] for i in range(0, len(text), 16)] or [""]:
+                events.append(("content_block_delta", {"type": "content_block_delta", "index": index,
+                                                       "delta": {"type": "text_delta", "text": piece}}))
+        else:
+            events.append(("content_block_start", {"type": "content_block_start", "index": index,
+                                                   "content_block": {**block, "input": {}}}))
+            raw = json.dumps(block["input"])
+            for piece in [raw[i:i + 16] for i in range(0, len(raw), 16)]:
+                events.append(("content_block_delta", {"type": "content_block_delta", "index": index,
+                                                       "delta": {"type": "input_json_delta", "partial_json": piece}}))
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    events.append(("message_delta", {"type": "message_delta",
+                                     "delta": {"stop_reason": turn.stop_reason, "stop_sequence": None},
+                                     "usage": {"output_tokens": turn.usage.output_tokens}}))
+    events.append(("message_stop", {"type": "message_stop"}))
+    return "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events).encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeAnthropic
+    protocol_version = "HTTP/1.1"  # keep-alive; every response carries Content-Length
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet test output
+        pass
+
+    def _read_body(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw.decode(errors="replace")
+
+    def _send(self, status: int, payload: bytes, content_type: str = "application/json",
+              headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("request-id", _new_id("req"))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(data).encode(), headers=headers)
+
+    def do_GET(self) -> None:
+        self._other(None)
+
+    def do_HEAD(self) -> None:
+        self._other(None)
+
+    def do_POST(self) -> None:
+        body = self._read_body()
+        path = self.path.split("?", 1)[0]
+        if not path.startswith("/v1/messages"):
+            self._other(body)
+            return
+        fake = self.fake
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        error = fake._take_error()
+        if error is not None:
+            fake._record(RecordedRequest("POST", self.path, headers, body, "error", error.status))
+            extra = {"retry-after": f"{error.retry_after:g}"} if error.retry_after is not None else {}
+            if error.status == 429:
+                extra["anthropic-ratelimit-requests-remaining"] = "0"
+            self._json(error.status, {"type": "error", "error": {"type": error.error_type, "message": error.message}},
+                       headers=extra)
+            return
+        if path.startswith("/v1/messages/count_tokens"):
+            fake._record(RecordedRequest("POST", self.path, headers, body, "count_tokens"))
+            self._json(200, {"input_tokens": max(1, len(json.dumps(body)) // 4)})
+            return
+        if path.rstrip("/") != "/v1/messages":
+            fake._record(RecordedRequest("POST", self.path, headers, body, "other"))
+            self._json(200, {})
+            return
+        if not isinstance(body, dict):
+            fake._record(RecordedRequest("POST", self.path, headers, body, "error", 400))
+            self._json(400, {"type": "error", "error": {"type": "invalid_request_error", "message": "body must be JSON"}})
+            return
+        model = str(body.get("model") or "claude-fake")
+        if fake.is_main(body):
+            index = fake.turn_index(body)
+            fake._record(RecordedRequest("POST", self.path, headers, body, "main", turn_index=index))
+            turn = fake._turn_for(index)
+        else:
+            fake._record(RecordedRequest("POST", self.path, headers, body, "side"))
+            turn = Turn(text=fake.side_text, usage=fake.side_usage)
+        if body.get("stream"):
+            self._send(200, _sse(turn, model), content_type="text/event-stream",
+                       headers={"Cache-Control": "no-cache"})
+        else:
+            self._json(200, _message(turn, model)[0])
+
+    def _other(self, body: Any) -> None:
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self.fake._record(RecordedRequest(self.command, self.path, headers, body, "other"))
+        self._json(200, {})
