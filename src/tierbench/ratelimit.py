@@ -161,6 +161,9 @@ def _on_date(match: re.Match[str], now: datetime) -> datetime | None:
     return _localize(datetime.combine(day_of, clock), zone)
 
 
+CLOCK_ROUNDING_GRACE = timedelta(minutes=15)
+
+
 def _at_clock(match: re.Match[str], now: datetime) -> datetime | None:
     clock = _clock(match)
     if clock is None:
@@ -168,7 +171,9 @@ def _at_clock(match: re.Match[str], now: datetime) -> datetime | None:
     zone = _zone(match["tz"])
     today = _today(now, zone)
     reset = _localize(datetime.combine(today, clock), zone)
-    if reset < now:  # a clock time already gone today names tomorrow's occurrence
+    # A clock time already gone today names tomorrow's occurrence, except just after it: messages
+    # round the reset ("resets 3pm"), so at 15:04 the limit has just reset rather than being a day off.
+    if reset < now - CLOCK_ROUNDING_GRACE:
         reset = _localize(datetime.combine(today + timedelta(days=1), clock), zone)
     return reset
 

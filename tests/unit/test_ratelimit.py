@@ -228,7 +228,9 @@ RESET_FORMS = [
     pytest.param("You've hit your limit · resets 6am (America/Los_Angeles)", utc(2026, 11, 23, 14), id="clock-tz"),
     pytest.param("resets 1am (America/Los_Angeles)", utc(2026, 11, 24, 9), id="clock-passed-in-its-zone"),
     pytest.param("resets 10:00 (UTC)", NOW, id="clock-exactly-now-is-now"),
-    pytest.param("resets 9:59am (UTC)", utc(2026, 11, 24, 9, 59), id="clock-just-passed-tomorrow"),
+    # Messages round the reset time: a minute past it means it has just reset, not a day away.
+    pytest.param("resets 9:59am (UTC)", utc(2026, 11, 23, 9, 59), id="clock-just-passed-is-rounding"),
+    pytest.param("resets 9:40am (UTC)", utc(2026, 11, 24, 9, 40), id="clock-passed-beyond-grace-tomorrow"),
     pytest.param("resets 12am (UTC)", utc(2026, 11, 24, 0), id="twelve-am-is-midnight"),
     pytest.param("resets 12:30pm (UTC)", utc(2026, 11, 23, 12, 30), id="twelve-pm-is-noon"),
     pytest.param("resets Feb 19, 6am (America/Los_Angeles)", utc(2027, 2, 19, 14), id="date-passed-next-year"),
