@@ -19,6 +19,25 @@ from pathlib import Path
 
 from tierbench.models import RunKey
 
+RUN_RESULT_NAME = "run_result.json"
+WORKSPACE_NAME = "workspace"
+
+
+def run_dir_name(run: int) -> str:
+    """`run_01`: two digits at least, so directory listings sort naturally up to 99 runs."""
+    return f"run_{run:02d}"
+
+
+def backup_path(path: Path, stamp: str, tag: str = "bak") -> Path:
+    """`<path>.<tag>-<stamp>`, or `...-<stamp>-2`, `-3` ...: never an existing file, so a backup can
+    never overwrite an earlier one (two repairs in the same second)."""
+    candidate = path.with_name(f"{path.name}.{tag}-{stamp}")
+    counter = 1
+    while candidate.exists():
+        counter += 1
+        candidate = path.with_name(f"{path.name}.{tag}-{stamp}-{counter}")
+    return candidate
+
 
 @dataclass(frozen=True)
 class ExperimentLayout:
@@ -79,6 +98,11 @@ class ExperimentLayout:
 
     def workspace(self, key: RunKey) -> Path:
         return self.run_dir(key) / "workspace"
+
+    def run_result_str(self, tier: str, subtest: str, run: int) -> str:
+        """`run_result(key)` as a plain string, built without pathlib or a RunKey: resume stats this
+        for every recorded run (100k of them must take well under a second)."""
+        return f"{self.root}/{tier}/{subtest}/{run_dir_name(run)}/{RUN_RESULT_NAME}"
 
     def run_result_glob(self) -> str:
         """Relative glob matching every run_result.json (used by repair/check/report)."""
