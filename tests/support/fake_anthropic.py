@@ -12,10 +12,16 @@ What it serves:
   anything else                   200 `{}` for GET/HEAD and POST (recorded, so tests can see it)
 
 Routing. The script advances only on the *main conversation*: a /v1/messages request that offers
-tools. Requests without tools are side requests (title/topic generation, quota probes, ...) and get
-`side_text`. For a main request the scripted turn is chosen by the number of assistant messages
-already in the conversation, not by a counter: a retried request gets the same turn again and a side
-request can never consume a turn. Past the end of the script the server answers with `final_text`.
+tools, or whose last message carries a tool_result. Anything else is a side request (title/topic
+generation, quota probes, a `--tools ""` preflight, ...) and gets `side_text`; pass `main_when=` to
+route differently. For a main request the scripted turn is chosen by the number of assistant
+messages already in the conversation, not by a counter: a retried request gets the same turn again
+and a side request can never consume a turn. Past the end of the script the answer is `final_text`.
+
+What the pinned CLI (2.1.330, print mode, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1) actually sends:
+only `POST /v1/messages?beta=true` with `stream: true` (plus `HEAD /api/hello` when nonessential
+traffic is allowed). Conversation messages may include `role: "system"` entries; they are not
+counted as turns.
 
 Errors. `error=rate_limited(retry_after=3)` answers every /v1/messages* request with 429 and a
 `retry-after` header (or only the first `count` of them); `auth_error()` does the same with 401.
@@ -35,7 +41,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 __all__ = [
     "ErrorMode",
@@ -154,6 +160,7 @@ class FakeAnthropic:
         side_text: str = "ok",
         side_usage: Usage = Usage(input_tokens=0, output_tokens=0),
         max_lifetime: float = 300.0,
+        main_when: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
         self.script = list(script or [])
         self.error = error
@@ -161,6 +168,7 @@ class FakeAnthropic:
         self.side_text = side_text
         self.side_usage = side_usage
         self.max_lifetime = max_lifetime
+        self.main_when = main_when
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._errors_sent = 0
@@ -250,9 +258,18 @@ class FakeAnthropic:
             return self.script[index]
         return Turn(text=self.final_text)
 
-    @staticmethod
-    def is_main(body: Any) -> bool:
-        return isinstance(body, dict) and bool(body.get("tools"))
+    def is_main(self, body: Any) -> bool:
+        if not isinstance(body, dict):
+            return False
+        if self.main_when is not None:
+            return bool(self.main_when(body))
+        if body.get("tools"):
+            return True
+        messages = body.get("messages") or []
+        last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
+        content = last.get("content")
+        return isinstance(content, list) and any(
+            isinstance(block, dict) and block.get("type") == "tool_result" for block in content)
 
     @staticmethod
     def turn_index(body: dict[str, Any]) -> int:
