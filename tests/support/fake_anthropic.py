@@ -110,6 +110,7 @@ class ErrorMode:
     message: str = "This request would exceed your organization's rate limit. Please try again later."
     retry_after: float | None = 3
     count: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # extra response headers
 
 
 def rate_limited(retry_after: float | None = 3, count: int | None = None,
@@ -378,6 +379,7 @@ class _Handler(BaseHTTPRequestHandler):
             extra = {"retry-after": f"{error.retry_after:g}"} if error.retry_after is not None else {}
             if error.status == 429:
                 extra["anthropic-ratelimit-requests-remaining"] = "0"
+            extra.update(dict(error.headers))
             self._json(error.status, {"type": "error", "error": {"type": error.error_type, "message": error.message}},
                        headers=extra)
             return

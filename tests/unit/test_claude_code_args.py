@@ -249,7 +249,7 @@ def test_run_rate_limited(tmp_path: Path, fake_bin: Path) -> None:
 @pytest.mark.parametrize("stdout,stderr", [
     (_result(is_error=True, api_error_status=401, api_error_type="authentication_error",
              result="Invalid API key · Fix external API key"), ""),
-    (_result(is_error=True, api_error_status=None, result="Invalid API key · Please run /login"), ""),
+    (_result(is_error=True, api_error_status=None, result="Not logged in · Please run /login"), ""),
     ("", "Error: authentication_error: invalid x-api-key\n"),
 ])
 def test_run_auth_failure_is_infra_error(tmp_path: Path, fake_bin: Path, stdout: str, stderr: str) -> None:
@@ -257,6 +257,20 @@ def test_run_auth_failure_is_infra_error(tmp_path: Path, fake_bin: Path, stdout:
                    env={"FAKE_CLAUDE_STDOUT": stdout, "FAKE_CLAUDE_STDERR": stderr, "FAKE_CLAUDE_EXIT": "1"})
     outcome = ClaudeCodeAgent().run(ctx)
     assert outcome.infra_error and "authentication failed" in outcome.infra_error
+    assert outcome.rate_limit is None
+
+
+@pytest.mark.parametrize("fields", [
+    {"api_error_status": None, "api_error": "connection_failed", "terminal_reason": "api_error",
+     "result": "API Error: Connection refused — a firewall or proxy may be blocking it (ECONNREFUSED)"},
+    {"api_error_status": 500, "api_error_type": "api_error", "terminal_reason": "api_error",
+     "result": "API Error: 500 Internal server error"},
+])
+def test_run_api_failure_is_infra_error(tmp_path: Path, fake_bin: Path, fields: dict) -> None:
+    stdout = _result(is_error=True, num_turns=1, total_cost_usd=0, **fields)
+    ctx = make_ctx(tmp_path, options={"bin": str(fake_bin)}, env={"FAKE_CLAUDE_STDOUT": stdout, "FAKE_CLAUDE_EXIT": "1"})
+    outcome = ClaudeCodeAgent().run(ctx)
+    assert outcome.infra_error and "API error" in outcome.infra_error and fields["result"][:20] in outcome.infra_error
     assert outcome.rate_limit is None
 
 

@@ -42,13 +42,17 @@ Thinking (ctx.thinking). This CLI has two mechanisms and models honour one or th
 
 Retries and rate limits. On 429 the CLI retries by itself, waiting max(retry-after, its exponential
 backoff): with `retry-after: 3` and no limit it was still retrying after 90 s (8 attempts). It
-honours CLAUDE_CODE_MAX_RETRIES exactly (0 -> 1 request, 2 -> 3 requests ~3.5 s apart), and a large
-retry-after is waited in full (40 s seen), so every retry can cost retry-after seconds. It also
-retries 401s with backoff (without a limit an auth failure hung for minutes). After the last retry it
+honours CLAUDE_CODE_MAX_RETRIES exactly (0 -> 1 request, 2 -> 3 requests ~3.5 s apart; the binary
+defaults to 10 and clamps values above 15), and a large retry-after is waited in full (40 s seen),
+so every retry can cost retry-after seconds: the run timeout is the backstop. It also retries 401s
+with backoff (without a limit an auth failure hung for minutes). After the last retry it
 exits 1 with a JSON result: is_error true, api_error_status 429, api_error_type "rate_limit_error",
 result "API Error: Request rejected (429) · <message>", empty stderr; the retry-after value itself
 is not in the output. A 401 gives api_error_status 401, api_error_type "authentication_error",
-result "Invalid API key · Fix external API key".
+result "Invalid API key · Fix external API key"; no key at all gives "Not logged in · Please run
+/login" (no status). An unreachable API gives api_error "connection_failed", no status. All of these
+end with terminal_reason "api_error" and exit code 1; we report them as infra errors (the task was
+never attempted or never finished), rate limits excepted.
 
 Traffic. With CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 a print-mode run makes only
 POST /v1/messages?beta=true requests (streaming); without it, also `HEAD /api/hello`.
@@ -92,8 +96,9 @@ BASE_ENV_OVERRIDES: dict[str, str] = {
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
 }
 
+# Seen: "Invalid API key · Fix external API key" (401), "Not logged in · Please run /login" (no key).
 _AUTH_MARKERS = ("authentication_error", "invalid api key", "invalid x-api-key", "oauth token has expired",
-                 "please run /login")
+                 "not logged in", "please run /login")
 
 
 def _positive_int(options: dict[str, str], name: str, minimum: int) -> int | None:
@@ -186,6 +191,21 @@ def _auth_failure(outcome: AgentOutcome, result: dict | None, stderr_text: str) 
     return None
 
 
+def _api_failure(outcome: AgentOutcome, result: dict | None) -> str | None:
+    """What kind of API error ended the run (it never reached or finished the task), or None.
+
+    Every API failure seen ends with terminal_reason "api_error"; a connection failure has no
+    status but `api_error: "connection_failed"` and result "API Error: Connection refused ...".
+    """
+    if result is None or not outcome.is_error:
+        return None
+    kind = result.get("api_error") or result.get("api_error_type")
+    if result.get("terminal_reason") == "api_error" or kind or outcome.api_error_status is not None:
+        parts = [str(p) for p in (outcome.api_error_status, kind) if p]
+        return " ".join(parts) or "api_error"
+    return None
+
+
 def _last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1].strip()[:500] if lines else ""
@@ -239,8 +259,8 @@ class ClaudeCodeAgent:
         if auth is not None:
             outcome.infra_error = (f"Claude Code authentication failed: {auth}. Check ANTHROPIC_API_KEY "
                                    "(or log in with `claude` once) and try again")
-        elif outcome.api_error_status is not None and outcome.api_error_status >= 500:
-            outcome.infra_error = f"Claude Code API error {outcome.api_error_status}: {outcome.result_text[:500]}"
+        elif (api_error := _api_failure(outcome, result)) is not None:
+            outcome.infra_error = f"Claude Code stopped on an API error ({api_error}): {outcome.result_text[:500]}"
         elif result is None and proc.exit_code != 0 and not proc.timed_out:
             detail = _last_line(stderr_text) or _last_line(stdout_text) or "no output"
             outcome.infra_error = f"claude exited with code {proc.exit_code} without a JSON result: {detail}"
