@@ -183,7 +183,8 @@ def test_subtest_flags_reach_the_api(tmp_path: Path, worktree: Path) -> None:
         none = ClaudeCodeAgent().run(make_ctx(tmp_path, worktree, api, subtest=sub, thinking="None"))
         high = ClaudeCodeAgent().run(make_ctx(tmp_path, worktree, api, thinking="High", model="claude-sonnet-4-6"))
         low = ClaudeCodeAgent().run(make_ctx(tmp_path, worktree, api, thinking="Low"))
-        ultra = ClaudeCodeAgent().run(make_ctx(tmp_path, worktree, api, thinking="UltraThink", model="claude-sonnet-4-6"))
+        ultra = ClaudeCodeAgent().run(make_ctx(tmp_path, worktree, api, thinking="UltraThink",
+                                               model="claude-sonnet-4-6"))
     assert [o.infra_error for o in (none, high, low, ultra)] == [None] * 4
     first, second, third, fourth = api.main_requests
     # tools.enabled -> --tools (the offered set); tools.disabled -> --disallowedTools removes one.

@@ -393,7 +393,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not isinstance(body, dict):
             fake._record(RecordedRequest("POST", self.path, headers, body, "error", 400))
-            self._json(400, {"type": "error", "error": {"type": "invalid_request_error", "message": "body must be JSON"}})
+            self._json(400, {"type": "error",
+                             "error": {"type": "invalid_request_error", "message": "body must be JSON"}})
             return
         model = str(body.get("model") or "claude-fake")
         if fake.is_main(body):

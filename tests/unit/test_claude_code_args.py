@@ -27,7 +27,8 @@ FAKE_CLAUDE = textwrap.dedent(f"""\
     if record:
         with open(record, "w") as fh:
             json.dump({{"argv": sys.argv[1:], "stdin": stdin, "cwd": os.getcwd(),
-                       "env": {{k: v for k, v in os.environ.items() if k.startswith(("CLAUDE", "DISABLE", "IS_", "X_"))}}}}, fh)
+                       "env": {{k: v for k, v in os.environ.items()
+                               if k.startswith(("CLAUDE", "DISABLE", "IS_", "X_"))}}}}, fh)
     time.sleep(float(os.environ.get("FAKE_CLAUDE_SLEEP", "0")))
     sys.stdout.write(os.environ.get("FAKE_CLAUDE_STDOUT", ""))
     sys.stderr.write(os.environ.get("FAKE_CLAUDE_STDERR", ""))
@@ -128,7 +129,8 @@ def test_unknown_thinking_is_an_error(tmp_path: Path, fake_bin: Path) -> None:
 
 
 def test_tools_system_prompt_and_agent_args(tmp_path: Path, fake_bin: Path) -> None:
-    sub = Subtest(id="02", tier="T2", tools=ToolsSpec(enabled=["Bash", "Read", "Edit"], disabled=["Bash(rm *)", "Write"]),
+    sub = Subtest(id="02", tier="T2",
+                  tools=ToolsSpec(enabled=["Bash", "Read", "Edit"], disabled=["Bash(rm *)", "Write"]),
                   system_prompt_mode="none", agent_args=["--append-system-prompt", "Be brief.", "--verbose"])
     argv, _ = build_command(make_ctx(tmp_path, sub, options={"bin": str(fake_bin)}))
     # --tools restricts the offered tool set; --allowedTools would only add permission rules.
@@ -163,7 +165,8 @@ def test_binary_resolution_order(tmp_path: Path, fake_bin: Path, monkeypatch: py
     path_env = {"PATH": str(fake_bin.parent)}
     assert resolve_binary({}, path_env) == (str(fake_bin), True)  # claude on PATH
     assert resolve_binary({}, {**path_env, "TIERBENCH_CLAUDE_BIN": str(other)}) == (str(other), True)
-    assert resolve_binary({"bin": str(fake_bin)}, {**path_env, "TIERBENCH_CLAUDE_BIN": str(other)}) == (str(fake_bin), True)
+    both = {**path_env, "TIERBENCH_CLAUDE_BIN": str(other)}
+    assert resolve_binary({"bin": str(fake_bin)}, both) == (str(fake_bin), True)
     monkeypatch.chdir(tmp_path)  # a relative bin is relative to tierbench's cwd, not the workspace
     assert resolve_binary({"bin": "other/claude"}, {}) == (str(other), True)
     assert resolve_binary({}, {"PATH": str(tmp_path / "nowhere")}) == ("claude", False)
@@ -240,7 +243,8 @@ def test_run_rate_limited(tmp_path: Path, fake_bin: Path) -> None:
     stdout = _result(is_error=True, num_turns=1, api_error_status=429, api_error_type="rate_limit_error",
                      total_cost_usd=0, result="API Error: Request rejected (429) · This request would exceed "
                      "your organization's rate limit. Please try again later.")
-    ctx = make_ctx(tmp_path, options={"bin": str(fake_bin)}, env={"FAKE_CLAUDE_STDOUT": stdout, "FAKE_CLAUDE_EXIT": "1"})
+    ctx = make_ctx(tmp_path, options={"bin": str(fake_bin)},
+                   env={"FAKE_CLAUDE_STDOUT": stdout, "FAKE_CLAUDE_EXIT": "1"})
     outcome = ClaudeCodeAgent().run(ctx)
     assert outcome.rate_limit is not None and outcome.rate_limit.kind is RateLimitKind.TRANSIENT
     assert outcome.infra_error is None and outcome.api_error_status == 429
@@ -268,7 +272,8 @@ def test_run_auth_failure_is_infra_error(tmp_path: Path, fake_bin: Path, stdout:
 ])
 def test_run_api_failure_is_infra_error(tmp_path: Path, fake_bin: Path, fields: dict) -> None:
     stdout = _result(is_error=True, num_turns=1, total_cost_usd=0, **fields)
-    ctx = make_ctx(tmp_path, options={"bin": str(fake_bin)}, env={"FAKE_CLAUDE_STDOUT": stdout, "FAKE_CLAUDE_EXIT": "1"})
+    ctx = make_ctx(tmp_path, options={"bin": str(fake_bin)},
+                   env={"FAKE_CLAUDE_STDOUT": stdout, "FAKE_CLAUDE_EXIT": "1"})
     outcome = ClaudeCodeAgent().run(ctx)
     assert outcome.infra_error and "API error" in outcome.infra_error and fields["result"][:20] in outcome.infra_error
     assert outcome.rate_limit is None
@@ -291,7 +296,8 @@ def test_run_crash_without_result_is_infra_error(tmp_path: Path, fake_bin: Path)
 def test_max_turns_result_is_a_task_outcome(tmp_path: Path, fake_bin: Path) -> None:
     stdout = _result(is_error=True, subtype="error_max_turns", num_turns=31, result=None,
                      errors=["Reached maximum number of turns (30)"])
-    ctx = make_ctx(tmp_path, options={"bin": str(fake_bin)}, env={"FAKE_CLAUDE_STDOUT": stdout, "FAKE_CLAUDE_EXIT": "1"})
+    ctx = make_ctx(tmp_path, options={"bin": str(fake_bin)},
+                   env={"FAKE_CLAUDE_STDOUT": stdout, "FAKE_CLAUDE_EXIT": "1"})
     outcome = ClaudeCodeAgent().run(ctx)
     assert outcome.infra_error is None and outcome.rate_limit is None and outcome.is_error and outcome.num_turns == 31
 
