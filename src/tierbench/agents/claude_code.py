@@ -101,7 +101,7 @@ _AUTH_MARKERS = ("authentication_error", "invalid api key", "invalid x-api-key",
                  "not logged in", "please run /login")
 
 
-def _positive_int(options: dict[str, str], name: str, minimum: int) -> int | None:
+def _int_option(options: dict[str, str], name: str, minimum: int) -> int | None:
     if name not in options:
         return None
     raw = str(options[name]).strip()
@@ -149,8 +149,8 @@ def build_command(ctx: AgentContext) -> tuple[list[str], dict[str, str]]:
     Pure apart from looking the binary up on PATH; raises ValueError for bad options or thinking.
     """
     options = ctx.options
-    max_turns = ctx.subtest.max_turns or _positive_int(options, "max_turns", 1) or DEFAULT_MAX_TURNS
-    max_retries = _positive_int(options, "max_retries", 0)
+    max_turns = ctx.subtest.max_turns or _int_option(options, "max_turns", 1) or DEFAULT_MAX_TURNS
+    max_retries = _int_option(options, "max_retries", 0)
     binary, _ = resolve_binary(options, ctx.base_env)
     argv = [binary, "--print", "--output-format", "json", "--max-turns", str(max_turns),
             "--dangerously-skip-permissions"]
@@ -222,8 +222,8 @@ class ClaudeCodeAgent:
                              f"it takes: {', '.join(self.known_options)}")
         if "bin" in options and not str(options["bin"]).strip():
             raise ValueError("claude-code option bin must be a path or a command name, got an empty value")
-        _positive_int(options, "max_turns", 1)
-        _positive_int(options, "max_retries", 0)
+        _int_option(options, "max_turns", 1)
+        _int_option(options, "max_retries", 0)
 
     def run(self, ctx: AgentContext) -> AgentOutcome:
         try:
