@@ -13,7 +13,7 @@ from typing import Any
 
 from tierbench.config import ExtensionError
 from tierbench.experiment import (ExperimentError, OpenedExperiment, backup_aside, experiment_root,
-                                  reopen_experiment, start_experiment)
+                                  new_config, reopen_experiment, start_experiment)
 from tierbench.spec import SpecError, load_test
 from tierbench.store.layout import ExperimentLayout
 from tierbench.store.lock import ExperimentLock, LockHeld
@@ -43,6 +43,8 @@ def _open_locked(args: argparse.Namespace, requested: dict[str, Any]) -> tuple[O
             raise
     test = load_test(args.test_dir)  # validation happens before anything is created
     root = experiment_root(args.results_dir or Path("results"), test)
+    if args.fresh or not (root / "config" / "experiment.json").exists():
+        new_config(test, requested)  # a bad agent option or judge is refused before anything exists
     notes = []
     if args.fresh and root.exists():
         _acquire(root).release()  # refuse to move a directory another process is running

@@ -61,7 +61,7 @@ def start_experiment(test: LoadedTest, root: Path, requested: dict[str, Any], *,
     if layout.config_file.exists():
         return reopen_experiment(root, requested, extend=extend)
     notes: list[str] = []
-    config = _new_config(test, requested)
+    config = new_config(test, requested)
     root.mkdir(parents=True, exist_ok=True)
     snapshot_partial = layout.config_dir / "test.partial"
     shutil.rmtree(snapshot_partial, ignore_errors=True)
@@ -101,7 +101,9 @@ def reopen_experiment(root: Path, requested: dict[str, Any], *, extend: bool = F
     return OpenedExperiment(layout, config, test, resumed=True, notes=notes)
 
 
-def _new_config(test: LoadedTest, requested: dict[str, Any]) -> ExperimentConfig:
+def new_config(test: LoadedTest, requested: dict[str, Any]) -> ExperimentConfig:
+    """The config a new experiment would get; raises ExperimentError for a bad agent, option,
+    judge or tier, so the caller can refuse before creating anything."""
     values = {k: v for k, v in requested.items() if v is not None}
     values.setdefault("tiers", tuple(test.spec.tiers))
     values.setdefault("judges", tuple(test.spec.judges))
@@ -112,5 +114,21 @@ def _new_config(test: LoadedTest, requested: dict[str, Any]) -> ExperimentConfig
                               f"{'these tiers' if len(unknown) > 1 else 'this tier'} "
                               f"(it has {' '.join(test.subtests)})")
     values["tiers"] = tuple(sorted(values["tiers"]))
+    _validate_agent_and_judges(values.get("agent", "demo"), values.get("agent_options", {}), values["judges"])
     return ExperimentConfig(experiment_id=f"{test.spec.id}-{_timestamp()}", test_id=test.spec.id,
                             test_dir=str(test.test_dir), **values)
+
+
+def _validate_agent_and_judges(agent: str, options: dict[str, str], judges: tuple[str, ...]) -> None:
+    from tierbench.agents import get_agent
+    from tierbench.judges import validate_judge_spec
+
+    try:
+        get_agent(agent).validate_options(dict(options))
+    except ValueError as exc:
+        raise ExperimentError(f"--agent {agent}: {exc}") from None
+    for spec in judges:
+        try:
+            validate_judge_spec(spec)
+        except ValueError as exc:
+            raise ExperimentError(f"--judge {spec}: {exc}") from None

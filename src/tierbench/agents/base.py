@@ -1,6 +1,7 @@
-"""The agent adapter protocol, and parsing of Claude-Code-style JSON results.
+"""The agent adapter protocol. (Claude-Code-style JSON results are parsed in jsonresult.py.)
 
-An adapter drives one agent once in a prepared workspace and reports an `AgentOutcome`. It writes
+`--agent-opt` options belong to the experiment's agent; a subtest that names another agent runs
+it with that agent's defaults. An adapter drives one agent once in a prepared workspace and reports an `AgentOutcome`. It writes
 only inside `ctx.agent_dir` (prompt.md, stdout.log, stderr.log, command.json) and the workspace.
 """
 
@@ -36,6 +37,10 @@ class AgentContext:
 
 class Agent(Protocol):
     name: str
+
+    def validate_options(self, options: dict[str, str]) -> None:
+        """Raise ValueError naming the bad option and the accepted ones."""
+        ...
 
     def run(self, ctx: AgentContext) -> AgentOutcome:
         """Drive the agent once. Never raises for agent failures: report them in the outcome."""

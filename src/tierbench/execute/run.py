@@ -102,7 +102,9 @@ def _agent_context(req: RunRequest, workspace: Path, agent_dir: Path, prompt_fil
         key=req.key, workspace=workspace, agent_dir=agent_dir, prompt_file=prompt_file,
         subtest=req.subtest, test_dir=req.test.test_dir, model=req.subtest.model or req.config.model,
         timeout_seconds=float(req.config.timeout_seconds or req.test.spec.task.timeout_seconds),
-        thinking=req.config.thinking, options=dict(req.config.agent_options), seed=req.config.seed,
+        thinking=req.config.thinking, seed=req.config.seed,
+        # --agent-opt values belong to the experiment's agent; another agent runs with its defaults
+        options=dict(req.config.agent_options) if req.agent.name == req.config.agent else {},
         registry=req.registry, default_rate_limit_wait=req.config.default_rate_limit_wait_seconds,
     )
 
