@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +19,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from tierbench.config import load_config
-from tierbench.models import RunKey, RunResult, RunStatus
+from tierbench.models import RunResult, RunStatus
 from tierbench.store.atomic import atomic_write_bytes, fsync_dir, is_temp_file
 from tierbench.store.checkpoint import Checkpoint, CheckpointCorrupt, load_checkpoint, save_checkpoint, utc_now
 from tierbench.store.journal import Journal, replay, scan_tail
@@ -77,11 +75,10 @@ def _scan_subtest(tier: str, subtest: str, directory: str) -> _Scan:
         run_dirs = [(e.name, e.path) for e in entries if _RUN_RE.match(e.name) and e.is_dir(follow_symlinks=False)]
     for name, run_dir in run_dirs:
         key = (tier, subtest, int(name[4:]))
-        scan.temp_files += find_temp_files(run_dir, recursive=True)
-        if os.path.isdir(os.path.join(run_dir, WORKSPACE_NAME)):
-            scan.workspaces.append(os.path.join(run_dir, WORKSPACE_NAME))
+        if not _scan_run_dir(run_dir, scan):
+            continue
         result_path = os.path.join(run_dir, RUN_RESULT_NAME)
-        status, problem = read_result_status(result_path, RunKey(tier=tier, subtest=subtest, run=key[2]))
+        status, problem = read_result_status(result_path, key)
         if status is not None:
             scan.results[key] = status.value
         elif problem != "is missing":
@@ -89,17 +86,30 @@ def _scan_subtest(tier: str, subtest: str, directory: str) -> _Scan:
     return scan
 
 
+def _scan_run_dir(run_dir: str, scan: _Scan) -> bool:
+    """One listing of a run dir: note temp files (recursively) and a workspace. True if it has a result."""
+    has_result = False
+    with os.scandir(run_dir) as entries:
+        for entry in entries:
+            if entry.name == RUN_RESULT_NAME:
+                has_result = True
+            elif entry.is_dir(follow_symlinks=False):
+                if entry.name == WORKSPACE_NAME:
+                    scan.workspaces.append(entry.path)
+                else:
+                    scan.temp_files += find_temp_files(entry.path, recursive=True)
+            elif _is_temp_name(entry.name):
+                scan.temp_files.append(entry.path)
+    return has_result
+
+
 def scan_run_dirs(layout: ExperimentLayout) -> _Scan:
-    """Read every T*/NN/run_*/ directory: results, temp files, workspaces. Reads are I/O bound and
-    release the GIL, so a few threads help a cold cache; parsing stays cheap (a few µs per file)."""
-    subtest_dirs: list[tuple[str, str, str]] = []
+    """Read every T*/NN/run_*/ directory: results, temp files, workspaces. A plain loop: about 20 µs
+    a run with a warm cache (2 s at 100k). Threads measured slower, because validating holds the GIL."""
+    scan = _Scan()
     for tier in _subdirs(str(layout.root), _TIER_RE):
         for subtest in _subdirs(os.path.join(layout.root, tier), _SUBTEST_RE):
-            subtest_dirs.append((tier, subtest, os.path.join(layout.root, tier, subtest)))
-    scan = _Scan()
-    with ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 1))) as pool:
-        for part in pool.map(lambda args: _scan_subtest(*args), subtest_dirs):
-            scan.merge(part)
+            scan.merge(_scan_subtest(tier, subtest, os.path.join(layout.root, tier, subtest)))
     return scan
 
 
@@ -151,18 +161,18 @@ def check_experiment(layout: ExperimentLayout) -> list[Discrepancy]:
         problems.append(Discrepancy("invalid_result", path, f"run_result.json {problem}{note}"))
     for key, status in sorted(scan.results.items()):
         if key not in recorded:
-            problems.append(Discrepancy("unrecorded_result", _result_path(layout, key),
+            problems.append(Discrepancy("unrecorded_result", layout.run_result_str(*key),
                                         f"{status} on disk but not recorded"))
         elif recorded[key] != status:
-            problems.append(Discrepancy("status_mismatch", _result_path(layout, key),
+            problems.append(Discrepancy("status_mismatch", layout.run_result_str(*key),
                                         f"recorded as {recorded[key]} but run_result.json says {status}"))
     for key, status in sorted(recorded.items()):
         if key not in scan.results and key not in scan.invalid:
-            problems.append(Discrepancy("missing_result", _result_path(layout, key),
+            problems.append(Discrepancy("missing_result", layout.run_result_str(*key),
                                         f"recorded as {status} but run_result.json does not exist"))
     if not running:
-        temp_files = scan.temp_files + [p for d in shallow_state_dirs(layout) for p in find_temp_files(d, recursive=False)]
-        problems += [Discrepancy("temp_file", p, "leftover of an interrupted atomic write") for p in sorted(temp_files)]
+        problems += [Discrepancy("temp_file", p, "leftover of an interrupted atomic write")
+                     for p in _all_temp_files(layout, scan)]
         if not _keeps_workspaces(layout):
             problems += [Discrepancy("stale_worktree", p, "run workspace left behind while no coordinator runs")
                          for p in sorted(scan.workspaces)]
@@ -214,7 +224,7 @@ def repair_experiment(path: Path) -> RepairReport:
             save_checkpoint(layout.checkpoint, new)
         finally:
             journal.close()
-        temp_files = scan.temp_files + [p for d in shallow_state_dirs(layout) for p in find_temp_files(d, recursive=False)]
+        temp_files = _all_temp_files(layout, scan)
         for temp in temp_files:
             Path(temp).unlink(missing_ok=True)
         if temp_files:
@@ -284,8 +294,9 @@ def _describe_changes(original: dict[KeyTuple, str], scan: _Scan) -> list[str]:
     return lines
 
 
-def _result_path(layout: ExperimentLayout, key: KeyTuple) -> str:
-    return layout.run_result_str(*key)
+def _all_temp_files(layout: ExperimentLayout, scan: _Scan) -> list[str]:
+    shallow = [path for directory in shallow_state_dirs(layout) for path in find_temp_files(directory, recursive=False)]
+    return sorted(scan.temp_files + shallow)
 
 
 def _keeps_workspaces(layout: ExperimentLayout) -> bool:
@@ -313,10 +324,12 @@ def _vanished_worktrees(layout: ExperimentLayout) -> list[str]:
 
 # -- reading run directories (also used by StateStore.open's reconciliation) -----------------
 
-def read_result_status(path: Path | str, key: RunKey | None = None) -> tuple[RunStatus | None, str | None]:
-    """(status, None) for a valid run_result.json holding a result, else (None, what is wrong)."""
+def read_result_status(path: Path | str, expected: KeyTuple | None = None) -> tuple[RunStatus | None, str | None]:
+    """(status, None) for a valid run_result.json holding a result (for the `expected` (tier, subtest,
+    run) if given), else (None, what is wrong)."""
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read()
     except FileNotFoundError:
         return None, "is missing"
     except OSError as exc:
@@ -325,8 +338,8 @@ def read_result_status(path: Path | str, key: RunKey | None = None) -> tuple[Run
         result = RunResult.model_validate_json(data)
     except ValidationError as exc:
         return None, f"is invalid ({_first_error(exc)})"
-    if key is not None and (result.tier, result.subtest, result.run_number) != (key.tier, key.subtest, key.run):
-        return None, f"belongs to {result.key}, not {key}"
+    if expected is not None and (result.tier, result.subtest, result.run_number) != expected:
+        return None, f"belongs to {result.key}, not {expected[0]}/{expected[1]}/run_{expected[2]:02d}"
     if not result.status.is_result:
         return None, f"holds status {result.status.value}, which is not a result"
     return result.status, None
@@ -344,9 +357,13 @@ def find_temp_files(directory: str, *, recursive: bool) -> list[str]:
             if entry.is_dir(follow_symlinks=False):
                 if recursive and entry.name != WORKSPACE_NAME:
                     found += find_temp_files(entry.path, recursive=True)
-            elif is_temp_file(entry.name):
+            elif _is_temp_name(entry.name):
                 found.append(entry.path)
     return found
+
+
+def _is_temp_name(name: str) -> bool:
+    return name[:1] == "." and is_temp_file(Path(name))  # the cheap test first: 100k+ names per scan
 
 
 def shallow_state_dirs(layout: ExperimentLayout) -> list[str]:
@@ -358,30 +375,6 @@ def shallow_state_dirs(layout: ExperimentLayout) -> list[str]:
     except FileNotFoundError:
         pass
     return dirs
-
-
-def remove_temp_files(directories: list[str], *, recursive: bool) -> list[str]:
-    removed = []
-    for directory in directories:
-        for path in find_temp_files(directory, recursive=recursive):
-            try:
-                os.unlink(path)
-                removed.append(path)
-            except FileNotFoundError:
-                pass
-    return removed
-
-
-def result_file_problem(path: str) -> str | None:
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return "is missing"
-    except OSError as exc:
-        return f"is unreadable ({exc.strerror or exc})"
-    if not stat.S_ISREG(info.st_mode):
-        return "is not a regular file"
-    return "is empty" if info.st_size == 0 else None
 
 
 def add_capped(lines: list[str], new: list[str]) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -26,10 +27,13 @@ from tierbench.store.checkpoint import (CHECKPOINT_STATUSES, Checkpoint, Checkpo
                                         save_checkpoint, utc_now)
 from tierbench.store.journal import Journal, apply_event, iter_events, replay
 from tierbench.store.layout import ExperimentLayout, backup_path, run_dir_name
-from tierbench.store.repair import (add_capped, read_result_status, remove_temp_files, result_file_problem,
-                                    shallow_state_dirs)
+from tierbench.store.repair import add_capped, find_temp_files, read_result_status, shallow_state_dirs
 
+# Snapshot after this many events, or after a tenth of the recorded runs if that is more: a snapshot
+# costs O(recorded runs), so spacing them in proportion keeps recording O(1) amortised while the tail
+# a resume must replay stays a small fraction of the whole. Plus one at least every minute of activity.
 SNAPSHOT_EVERY_EVENTS = 200
+SNAPSHOT_TAIL_FRACTION = 10
 SNAPSHOT_EVERY_SECONDS = 60.0
 
 _ADVICE = {
@@ -144,7 +148,7 @@ class StateStore:
                 removed += remove_temp_files([str(self.layout.run_dir(key))], recursive=True)
                 if self._completed.get(key) is not None:
                     continue  # being dropped: its file is gone or empty
-                status, problem = read_result_status(self.layout.run_result(key), key)
+                status, problem = read_result_status(self.layout.run_result(key), (key.tier, key.subtest, key.run))
                 if status is not None:
                     adopts.append((key, status))
                 elif problem and problem != "is missing":
@@ -270,8 +274,8 @@ class StateStore:
             self._completed[key] = RunStatus(status)
 
     def _maybe_snapshot(self) -> None:
-        if (self._unsnapshotted >= SNAPSHOT_EVERY_EVENTS
-                or time.monotonic() - self._last_snapshot >= SNAPSHOT_EVERY_SECONDS):
+        every = max(SNAPSHOT_EVERY_EVENTS, len(self._completed) // SNAPSHOT_TAIL_FRACTION)
+        if self._unsnapshotted >= every or time.monotonic() - self._last_snapshot >= SNAPSHOT_EVERY_SECONDS:
             self.snapshot()
 
     def _key(self, tier: str, subtest: str, run: int) -> RunKey:
@@ -279,6 +283,30 @@ class StateStore:
         if key is None:  # recorded but no longer planned: keep it, it is still a real result
             key = self._keys[(tier, subtest, run)] = RunKey(tier=tier, subtest=subtest, run=run)
         return key
+
+
+def remove_temp_files(directories: list[str], *, recursive: bool) -> list[str]:
+    removed = []
+    for directory in directories:
+        for path in find_temp_files(directory, recursive=recursive):
+            try:
+                os.unlink(path)
+                removed.append(path)
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+def result_file_problem(path: str) -> str | None:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return "is missing"
+    except OSError as exc:
+        return f"is unreadable ({exc.strerror or exc})"
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file"
+    return "is empty" if info.st_size == 0 else None
 
 
 def _load_snapshot(layout: ExperimentLayout, experiment_id: str, config_hash: str, notes: LoadNotes) -> Checkpoint:
