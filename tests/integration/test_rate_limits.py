@@ -24,11 +24,11 @@ if n <= limited_calls:
     print(json.dumps({"type": "result", "subtype": "success", "is_error": True,
                       "result": "Claude AI usage limit reached|%d" % int(time.time() + offset)}))
     sys.exit(1)
-pathlib.Path("calc.py").write_text(%r)
+pathlib.Path("calc.py").write_text(@FIXED@)
 print(json.dumps({"type": "result", "subtype": "success", "is_error": False, "result": "fixed",
                   "num_turns": 2, "total_cost_usd": 0.01,
                   "usage": {"input_tokens": 100, "output_tokens": 20}}))
-''' % FIXED
+'''.replace("@FIXED@", repr(FIXED))
 
 
 def _agent_args(tmp_path: Path, offset: float, limited_calls: int = 1, runs: int = 1) -> list[object]:

@@ -74,11 +74,47 @@ def prepare_base_repo(test: LoadedTest, repo: Path) -> str:
     return commit
 
 
+def forget_worktree(repo: Path, workspace: Path) -> bool:
+    """Drop git's metadata for `workspace`, even when locked. A `git worktree add` killed midway
+    (SIGKILL, crash) leaves it locked as "initializing", which `prune` never clears and which makes
+    every later `add` at that path fail. Only the coordinator holding the experiment lock calls this."""
+    admin = repo / ".git" / "worktrees"
+    target = str(workspace / ".git")
+    forgotten = False
+    if admin.is_dir():
+        for entry in admin.iterdir():
+            try:
+                points_to = (entry / "gitdir").read_text().strip()
+            except OSError:
+                points_to = ""
+            if points_to == target or not points_to:
+                shutil.rmtree(entry, ignore_errors=True)
+                forgotten = True
+    return forgotten
+
+
+def forget_vanished_worktrees(repo: Path) -> int:
+    """Drop metadata of every worktree whose directory is gone, locked or not (used by repair)."""
+    admin = repo / ".git" / "worktrees"
+    count = 0
+    if admin.is_dir():
+        for entry in admin.iterdir():
+            try:
+                gitdir = Path((entry / "gitdir").read_text().strip())
+            except OSError:
+                gitdir = None
+            if gitdir is None or not gitdir.exists():
+                shutil.rmtree(entry, ignore_errors=True)
+                count += 1
+    return count
+
+
 def create_worktree(repo: Path, workspace: Path, commit: str) -> None:
     with _WORKTREE_LOCK:
         if workspace.exists():  # left over from a crash: start this attempt clean
             git("worktree", "remove", "--force", str(workspace), cwd=repo, check=False)
             shutil.rmtree(workspace, ignore_errors=True)
+        forget_worktree(repo, workspace)
         git("worktree", "prune", cwd=repo)
         workspace.parent.mkdir(parents=True, exist_ok=True)
         git("worktree", "add", "-q", "--detach", str(workspace), commit, cwd=repo)
@@ -88,6 +124,7 @@ def remove_worktree(repo: Path, workspace: Path) -> None:
     with _WORKTREE_LOCK:
         git("worktree", "remove", "--force", str(workspace), cwd=repo, check=False)
         shutil.rmtree(workspace, ignore_errors=True)
+        forget_worktree(repo, workspace)
         git("worktree", "prune", cwd=repo, check=False)
 
 
