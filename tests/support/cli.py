@@ -12,10 +12,9 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(SRC), "PYTHONUNBUFFERED": "1", **extra}
-    env.pop("ANTHROPIC_API_KEY", None)
-    env.pop("OPENAI_API_KEY", None)
-    return env
+    """The environment for a CLI subprocess: no real API keys inherited, only those a test passes."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")}
+    return {**env, "PYTHONPATH": str(SRC), "PYTHONUNBUFFERED": "1", **extra}
 
 
 def tierbench_cmd(*args: object) -> list[str]:
