@@ -281,3 +281,13 @@ def test_experiment_without_results_still_reports(tmp_path: Path):
     assert (report.best_tier, report.best_score, report.frontier_cop) == (None, None, None)
     assert not report.frontier_cop_infinite and report.total_cost == 0.0
     assert report.judge_agreement is None and len(written) == 10
+
+
+def test_judge_limiter_history_per_provider_is_counted(experiment: Path):
+    # The coordinator saves the judges' concurrency history keyed by provider.
+    history = {"openai@http://127.0.0.1:1": [{"at": "t", "limit": 4, "reason": "init"},
+                                              {"at": "t", "limit": 2, "reason": "429"}],
+               "anthropic": [{"at": "t", "limit": 4, "reason": "init"}]}
+    (experiment / "stats.json").write_text(json.dumps({"judge_limiter_history": history}))
+    write_report(experiment)
+    assert json.loads((experiment / "report.json").read_text())["judge_limiter_events"] == 3

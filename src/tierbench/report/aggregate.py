@@ -314,7 +314,11 @@ def summarize_experiment(data: ExperimentData) -> ExperimentReport:
     report.total_cost = report.result_cost + exclusions.excluded_cost
     report.total_duration = report.result_duration + exclusions.excluded_duration
     history = data.stats.get("judge_limiter_history")
-    report.judge_limiter_events = len(history) if isinstance(history, list) else None
+    # stats.json keeps one history per judge provider: {provider: [{at, limit, reason}, ...]}
+    if isinstance(history, dict):
+        report.judge_limiter_events = sum(len(events) for events in history.values() if isinstance(events, list))
+    else:
+        report.judge_limiter_events = len(history) if isinstance(history, list) else None
     if tiers:
         best = min(tiers, key=lambda t: (-(t.pass_rate or 0.0), _cop_key(t), t.tier))
         report.best_tier, report.best_score = best.tier, best.score_mean
