@@ -148,8 +148,8 @@ def test_crash_then_rerun_resumes_without_rerunning_anything(tmp_path):
     results = tmp_path / "results"
     proc = start_batch(tests, results, *DEMO, "--agent-opt", "delay=2")
     try:
-        # Crash once a test has finished while others are mid-run: inside their agents, not inside
-        # `git worktree add` (a kill there leaves a locked worktree that `run` does not recover yet).
+        # Crash once a test has finished while others are mid-run, inside their agents. (A kill inside
+        # `git worktree add` is the run's own durability concern, tested with `run`.)
         wait_for(lambda: (results / "batch_summary.json").exists() and entries(results), 90, "a finished test")
         wait_for(lambda: _all_in_agents(results), 30, "tests in progress, inside their agents")
     finally:
@@ -177,19 +177,19 @@ def test_crash_then_rerun_resumes_without_rerunning_anything(tmp_path):
 
 
 def _all_in_agents(results: Path) -> bool:
-    """Some experiment is in progress, and every one in progress has all its runs inside the agent."""
-    running = _in_progress(results, started_only=False)
-    return bool(running) and all(len(list((results / t).glob("T*/*/run_*/agent/prompt.md"))) == 2
-                                 and not list((results / t).glob("T*/*/run_*/run_result.json")) for t in running)
+    """Some experiment is in progress, and every one that is has both its runs inside the agent."""
+    running = [p.parents[1] for p in results.glob("*/config/experiment.json")
+               if p.parents[1].name not in set(entries(results))]
+    return bool(running) and all(len(list(d.glob("T*/*/run_*/agent/prompt.md"))) == 2
+                                 and not list(d.glob("T*/*/run_*/run_result.json")) for d in running)
 
 
-def _in_progress(results: Path, started_only: bool = True) -> dict[str, str]:
+def _in_progress(results: Path) -> dict[str, str]:
     """{test id: experiment id} of experiments with a run started but no summary entry yet."""
     finished = set(entries(results)) if (results / "batch_summary.json").exists() else set()
     return {p.parents[1].name: json.loads(p.read_text())["experiment_id"]
             for p in results.glob("*/config/experiment.json")
-            if p.parents[1].name not in finished
-            and (not started_only or any(p.parents[1].glob("T*/*/run_*/agent/prompt.md")))}
+            if p.parents[1].name not in finished and any(p.parents[1].glob("T*/*/run_*/agent/prompt.md"))}
 
 
 def test_sigint_records_interrupted_tests_and_a_rerun_finishes_them(tmp_path):
@@ -260,3 +260,75 @@ def test_rate_limited_child_under_wait_policy_continues_by_itself(tmp_path):
     assert all(e["status"] in ("pass", "fail") for e in found.values())
     assert (tmp_path / "limited.marker").exists()
     assert list(results.glob("*/T*/*/run_*/attempts/*")), "the rate-limited attempt is archived, not a result"
+
+
+def test_batch_holds_launches_until_a_childs_reset_then_reruns_it(tmp_path, monkeypatch):
+    """A child that exits 2 under the wait policy: nothing new launches before its reset, then the
+    same test runs again. (A real `run` child waits by itself under `wait`; this covers the batch's
+    own gate with a stand-in child that exits 2 once.)"""
+    import sys
+
+    from tierbench import batch as batch_mod
+    from tierbench.batch_summary import BatchOptions, BatchProgress, BatchSummary, SummaryWriter
+
+    fake = tmp_path / "fake_run.py"
+    fake.write_text(
+        "import json, sys, time, datetime as dt, pathlib\n"
+        "exp = pathlib.Path(sys.argv[1]); exp.mkdir(parents=True, exist_ok=True)\n"
+        "with open(sys.argv[2], 'a') as f: f.write(f'{exp.name} {time.time()}\\n')\n"
+        "if exp.name == 'a' and not (exp / 'checkpoint.json').exists():\n"
+        "    until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1.5)\n"
+        "    (exp / 'checkpoint.json').write_text(json.dumps({'rate_limit_until': until.isoformat()}))\n"
+        "    sys.exit(2)\n"
+        "time.sleep(0.7 if exp.name == 'c' else 0)\n"
+        "(exp / 'report.json').write_text(json.dumps({'best_tier': 'T0', 'best_score': 1.0, 'n_passed': 1,\n"
+        "    'tiers': [{'tier': 'T0', 'name': 'Prompts', 'n_runs': 1, 'n_passed': 1}], 'total_cost': 0.5}))\n")
+    starts = tmp_path / "starts.log"
+    results = tmp_path / "results"
+    monkeypatch.setattr(batch_mod, "child_command",
+                        lambda test_dir, results_dir, options: [sys.executable, str(fake),
+                                                                str(results_dir / test_dir.name), str(starts)])
+    a, b, c = (batch_mod.BatchTest(name, tmp_path / name, 10) for name in ("a", "b", "c"))
+    options = BatchOptions(on_rate_limit="wait")
+    writer = SummaryWriter(results / "batch_summary.json", BatchSummary(config=options))
+    runner = batch_mod.BatchRunner(results, options, writer, BatchProgress(3, 2, quiet=True))
+    runner.run({1: [a], 2: [c, b]})  # c is running when a hits the limit; b must wait for the reset
+
+    launches = [line.split() for line in starts.read_text().splitlines()]
+    assert sorted(name for name, _ in launches) == ["a", "a", "b", "c"]
+    reset = datetime.fromisoformat(json.loads((results / "a" / "checkpoint.json").read_text())["rate_limit_until"])
+    later = [float(at) for name, at in launches if name in ("a", "b")][1:]  # a's rerun and b
+    assert len(later) == 2 and all(at >= reset.timestamp() for at in later)
+    found = {e.test_id: e for e in writer.snapshot().results}
+    assert [found[t].status for t in "abc"] == ["pass"] * 3 and found["a"].total_cost == 0.5
+    assert runner.rate_limited is None and not runner.interrupted.is_set()
+
+
+def test_assignment_is_longest_timeout_first_to_the_least_loaded_worker(tmp_path):
+    from tierbench.batch import BatchTest, assign_threads
+
+    tests = [BatchTest(name, tmp_path / name, timeout)
+             for name, timeout in [("a", 100), ("b", 600), ("c", 300), ("d", 300), ("e", 50)]]
+    plan = assign_threads(tests, 2)
+    assert {n: [t.test_id for t in ts] for n, ts in plan.items()} == {1: ["b", "a"], 2: ["c", "d", "e"]}
+    assert list(assign_threads(tests[:1], 4)) == [1]  # no idle workers
+
+
+def test_child_command_carries_only_the_given_options(tmp_path):
+    from tierbench.batch import child_command
+    from tierbench.batch_summary import BatchOptions
+
+    bare = child_command(tmp_path / "t", tmp_path / "r", BatchOptions())
+    assert bare[3:] == ["run", str(tmp_path / "t"), "--results-dir", str(tmp_path / "r"), "--quiet"]
+    full = child_command(tmp_path / "t", tmp_path / "r", BatchOptions(
+        tiers=["T0", "T1"], runs_per_subtest=2, agent="command", agent_options={"cmd": "-x y", "k": ""},
+        judges=["command", "anthropic:m"], model="", on_rate_limit="exit", max_wait_seconds=60.0))
+    assert "" not in full and "--model" not in " ".join(full)
+    assert full[full.index("--tiers") + 1:full.index("--tiers") + 3] == ["T0", "T1"]
+    for arg in ("--runs=2", "--agent=command", "--agent-opt=cmd=-x y", "--agent-opt=k=", "--judge=command",
+                "--judge=anthropic:m", "--on-rate-limit=exit", "--max-wait=60.0", "--quiet"):
+        assert arg in full
+    from tierbench.cli import build_parser  # and `run` parses it back to the same options
+
+    parsed = build_parser().parse_args(full[3:])
+    assert parsed.agent_options == [("cmd", "-x y"), ("k", "")] and parsed.max_wait_seconds == 60.0
