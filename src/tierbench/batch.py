@@ -33,12 +33,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from tierbench.batch_summary import (RESULT_STATUSES, SUMMARY_FILE, BatchOptions, BatchProgress, BatchSummary,
-                                     SummaryWriter, TestResult, load_summary)
+from tierbench.batch_summary import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_RATE_LIMITED, SUMMARY_FILE,
+                                     BatchOptions, BatchProgress, BatchSummary, SummaryWriter, TestResult,
+                                     completed_result, exit_code, load_summary, needs_run, print_outcome)
+from tierbench.batch_summary import local_time as _local
 from tierbench.experiment import backup_aside
 from tierbench.store.lock import ExperimentLock, LockHeld
 
-EXIT_OK, EXIT_ERROR, EXIT_RATE_LIMITED, EXIT_INTERRUPTED = 0, 1, 2, 130
 INTERRUPTED_CODES = (EXIT_INTERRUPTED, -signal.SIGINT, -signal.SIGTERM)
 DEFAULT_MAX_WAIT = 6 * 3600.0
 DEFAULT_RATE_LIMIT_WAIT = 60.0  # a child exited 2 but its checkpoint names no reset time
@@ -53,10 +54,6 @@ class BatchError(Exception):
 
 def _err(text: str) -> None:
     print(f"tierbench: {text}", file=sys.stderr, flush=True)
-
-
-def _local(moment: datetime) -> str:
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 # -- tests ------------------------------------------------------------------------------------------
@@ -284,7 +281,7 @@ class BatchRunner:
             if code == EXIT_RATE_LIMITED:
                 until = rate_limit_until(exp_dir)
                 if should_wait(self.options, until) and not self.interrupted.is_set():
-                    self._hold(until or datetime.now(timezone.utc) + timedelta(seconds=DEFAULT_RATE_LIMIT_WAIT),
+                    self.hold(until or datetime.now(timezone.utc) + timedelta(seconds=DEFAULT_RATE_LIMIT_WAIT),
                                test.test_id)
                     continue  # rerun the child once the reset has passed: it resumes its experiment
                 with self._lock:  # remember the latest reset: that is when a rerun can go on
@@ -327,14 +324,14 @@ class BatchRunner:
             until = rate_limit_until(exp_dir)
             note = f"rate limited until {_local(until)}" if until else "rate limited"
             return TestResult(status="rate_limited", error=tail or note, **base)
-        if code in INTERRUPTED_CODES:
+        if code in INTERRUPTED_CODES or (code < 0 and self.interrupted.is_set()):  # < 0: killed after the grace
             return TestResult(status="interrupted", error=tail or "interrupted", **base)
         if code < 0:
             tail = (tail + "\n" if tail else "") + f"killed by {signal.Signals(-code).name}"
         return TestResult(status="error", error=tail or f"tierbench run exited {code}", **base)
 
     # -- the launch gate -------------------------------------------------------------------------
-    def _hold(self, until: datetime, test_id: str) -> None:
+    def hold(self, until: datetime, test_id: str) -> None:
         with self._lock:
             if self._hold_until is None or until > self._hold_until:
                 self._hold_until = until
@@ -368,28 +365,6 @@ class BatchRunner:
         candidates = [self._hold_until] + [rate_limit_until(d) for d in self.children.exp_dirs()]
         ahead = [c for c in candidates if c is not None and c > now]
         return max(ahead) if ahead else None
-
-
-def completed_result(exp_dir: Path, base: dict[str, Any]) -> TestResult:
-    """pass/fail and metrics of a completed experiment, from its report.json."""
-    from tierbench.report.schema import ExperimentReport
-
-    try:
-        report = ExperimentReport.model_validate_json((exp_dir / "report.json").read_text())
-    except FileNotFoundError:
-        try:  # the child's report step failed; the numbers can still be computed from the runs
-            from tierbench.report.aggregate import load_experiment_runs, summarize_experiment
-
-            report = summarize_experiment(load_experiment_runs(exp_dir))
-        except Exception as exc:
-            return TestResult(status="error", error=f"completed, but no report: {type(exc).__name__}: {exc}", **base)
-    except ValueError as exc:
-        return TestResult(status="error", error=f"{exp_dir / 'report.json'}: unreadable ({exc})", **base)
-    best = next((t for t in report.tiers if t.tier == report.best_tier), None)
-    passed = (best.n_passed if best is not None else report.n_passed) > 0
-    return TestResult(status="pass" if passed else "fail", best_tier=report.best_tier,
-                      best_score=report.best_score, frontier_cop=report.frontier_cop,
-                      total_cost=report.total_cost, total_duration=report.total_duration, **base)
 
 
 # -- the command ------------------------------------------------------------------------------------
@@ -433,7 +408,7 @@ def _run_batch(args: argparse.Namespace, requested: dict[str, Any], results_dir:
     elif ignored := summary.config.ignored(requested):
         notes += [f"ignored on resume: {line}" for line in ignored]
         notes.append("(the batch's saved options win; use --fresh to start anew with new ones)")
-    to_run = [t for t in tests if _needs_run(_entry_of(summary)(t), args.retry_errors)]
+    to_run = [t for t in tests if needs_run(_entry(summary, t), args.retry_errors)]
     runnable = [t for t in to_run if t.error is None]
     plan = assign_threads(runnable, args.threads) if runnable else {}
     writer = SummaryWriter(summary_path, summary)
@@ -442,7 +417,7 @@ def _run_batch(args: argparse.Namespace, requested: dict[str, Any], results_dir:
     for note in notes:
         progress.message(note)
     if len(to_run) < len(tests):
-        errors_kept = sum(e is not None and e.status == "error" for e in map(_entry_of(summary), tests))
+        errors_kept = sum(getattr(_entry(summary, t), "status", None) == "error" for t in tests)
         progress.message(f"{len(tests) - len(to_run)} of {len(tests)} tests already have results and are "
                          "skipped" + (f" ({errors_kept} errors: rerun them with --retry-errors)"
                                       if errors_kept and not args.retry_errors else ""))
@@ -464,24 +439,16 @@ def _run_batch(args: argparse.Namespace, requested: dict[str, Any], results_dir:
             restore()
     writer.finish()
     final = writer.snapshot()
-    entries = [_entry_of(final)(t) for t in tests]
-    code = _exit_code(runner, entries)
+    entries = [_entry(final, t) for t in tests]
+    code = exit_code(entries, interrupted=runner.interrupted.is_set(), rate_limited=runner.rate_limited is not None)
     if runnable or not (results_dir / "report.md").exists():
         _write_report_quietly(results_dir)
-    _print_outcome(runner, code, entries, summary_path, results_dir)
+    print_outcome(code, entries, runner.rate_limited, summary_path, results_dir / "report.md")
     return code
 
 
-def _entry_of(summary: BatchSummary) -> Any:
-    return lambda test: summary.entry(test.test_id, str(test.test_dir))
-
-
-def _needs_run(entry: TestResult | None, retry_errors: bool) -> bool:
-    if entry is None:
-        return True
-    if entry.status in RESULT_STATUSES:
-        return False
-    return entry.status != "error" or retry_errors
+def _entry(summary: BatchSummary, test: BatchTest) -> TestResult | None:
+    return summary.entry(test.test_id, str(test.test_dir))
 
 
 def _preflight(runner: BatchRunner, tests: list[BatchTest]) -> None:
@@ -493,7 +460,7 @@ def _preflight(runner: BatchRunner, tests: list[BatchTest]) -> None:
         return
     until, test_id = max(limits)
     if should_wait(runner.options, until):
-        runner._hold(until, test_id)
+        runner.hold(until, test_id)
     else:
         runner.rate_limited = (until, test_id)
 
@@ -520,19 +487,6 @@ def _install_signal_handlers(runner: BatchRunner, progress: BatchProgress) -> An
     return lambda: [signal.signal(sig, old) for sig, old in previous.items()]
 
 
-def _exit_code(runner: BatchRunner, entries: list[TestResult | None]) -> int:
-    if runner.interrupted.is_set():
-        return EXIT_INTERRUPTED
-    statuses = [e.status if e is not None else None for e in entries]
-    if runner.rate_limited is not None or "rate_limited" in statuses or None in statuses:
-        return EXIT_RATE_LIMITED  # before errors: rerunning later finishes these, errors stay put
-    if "error" in statuses:
-        return EXIT_ERROR
-    if "interrupted" in statuses:
-        return EXIT_INTERRUPTED
-    return EXIT_OK
-
-
 def _write_report_quietly(results_dir: Path) -> None:
     try:
         from tierbench.report.render import write_report
@@ -541,28 +495,3 @@ def _write_report_quietly(results_dir: Path) -> None:
     except Exception as exc:  # the tests themselves are recorded; say what went wrong with the report
         _err(f"warning: the batch report failed ({type(exc).__name__}: {exc}); "
              f"retry with: tierbench report {results_dir}")
-
-
-def _print_outcome(runner: BatchRunner, code: int, entries: list[TestResult | None], summary_path: Path,
-                   results_dir: Path) -> None:
-    done = [e for e in entries if e is not None]
-    counts = {s: sum(e.status == s for e in done) for s in ("pass", "fail", "error", "rate_limited", "interrupted")}
-    cost = sum(e.total_cost or 0.0 for e in done)
-    pending = len(entries) - len(done)
-    line = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items() if n)
-    print(f"Batch: {len(entries)} tests: {line or 'none finished'}" + (f", {pending} not started" if pending else "")
-          + f"; cost ${cost:.2f}", flush=True)
-    if code == EXIT_INTERRUPTED:
-        _err("Interrupted. Run the same command again; it resumes where it left off.")
-    elif code == EXIT_RATE_LIMITED:
-        until, test_id = runner.rate_limited or (None, "")
-        when = f" until {_local(until)}" if until else ""
-        _err(f"Rate limited{when}{f' ({test_id})' if test_id else ''}. Run the same command again after that; "
-             "it resumes where it left off.")
-    if counts["error"]:
-        failed = " ".join(e.test_id for e in done if e.status == "error")
-        _err(f"{counts['error']} test(s) ended in error: {failed}. Read their entries in {summary_path.name} "
-             "and the thread logs; after fixing, rerun with --retry-errors.")
-    print(f"Summary: {summary_path}", flush=True)
-    if (results_dir / "report.md").exists():
-        print(f"Report: {results_dir / 'report.md'}", flush=True)

@@ -147,10 +147,12 @@ class SummaryWriter:
             return self._summary.model_copy(deep=True)
 
     def start(self, assignment: dict[int, list[str]]) -> None:
-        """A new invocation: it is running (no completed_at) with these workers."""
+        """A new invocation: it is running (no completed_at) with these workers (an invocation
+        with nothing to run keeps the previous workers' record)."""
         with self._lock:
             self._summary.completed_at = None
-            self._summary.threads = [ThreadSummary(thread_id=t, tests=list(ids)) for t, ids in assignment.items()]
+            if assignment:
+                self._summary.threads = [ThreadSummary(thread_id=t, tests=list(ids)) for t, ids in assignment.items()]
             self._write()
 
     def record(self, result: TestResult) -> None:
@@ -184,6 +186,92 @@ class SummaryWriter:
             thread.completed = sum(s in RESULT_STATUSES for s in statuses)
             thread.failed = len(statuses) - thread.completed
         atomic_write_json(self.path, self._summary)
+
+
+# -- what an entry says, and what the batch as a whole says ---------------------------------------
+
+EXIT_OK, EXIT_ERROR, EXIT_RATE_LIMITED, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def local_time(moment: datetime) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def needs_run(entry: TestResult | None, retry_errors: bool) -> bool:
+    """Resume rule: pass/fail never rerun, error only with --retry-errors, the rest always."""
+    if entry is None or entry.status in ("rate_limited", "interrupted"):
+        return True
+    return entry.status == "error" and retry_errors
+
+
+def completed_result(exp_dir: Path, base: dict[str, Any]) -> TestResult:
+    """pass/fail and metrics of a completed experiment (its `run` exited 0), from its report.json.
+
+    pass: the report's best tier has at least one passing run (n_passed > 0, i.e. its pass rate is
+    above zero; a run passes when its score reaches the rubric's pass threshold). fail: otherwise."""
+    from tierbench.report.schema import ExperimentReport
+
+    try:
+        report = ExperimentReport.model_validate_json((exp_dir / "report.json").read_text())
+    except FileNotFoundError:
+        try:  # the child's report step failed; the numbers can still be computed from the runs
+            from tierbench.report.aggregate import load_experiment_runs, summarize_experiment
+
+            report = summarize_experiment(load_experiment_runs(exp_dir))
+        except Exception as exc:
+            return TestResult(status="error", error=f"completed, but no report: {type(exc).__name__}: {exc}", **base)
+    except ValueError as exc:
+        return TestResult(status="error", error=f"{exp_dir / 'report.json'}: unreadable ({exc})", **base)
+    best = next((t for t in report.tiers if t.tier == report.best_tier), None)
+    passed = (best.n_passed if best is not None else report.n_passed) > 0
+    return TestResult(status="pass" if passed else "fail", best_tier=report.best_tier,
+                      best_score=report.best_score, frontier_cop=report.frontier_cop,
+                      total_cost=report.total_cost, total_duration=report.total_duration, **base)
+
+
+def exit_code(entries: list[TestResult | None], *, interrupted: bool, rate_limited: bool) -> int:
+    """130 interrupted, else 2 rate limited (a rerun later finishes those tests; an error would stay
+    put, so 2 comes first), else 1 for any error, else 0. `None`: a test that has no entry."""
+    if interrupted:
+        return EXIT_INTERRUPTED
+    statuses = [e.status if e is not None else None for e in entries]
+    if rate_limited or "rate_limited" in statuses or None in statuses:
+        return EXIT_RATE_LIMITED
+    if "error" in statuses:
+        return EXIT_ERROR
+    if "interrupted" in statuses:
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def print_outcome(code: int, entries: list[TestResult | None], rate_limit: tuple[datetime | None, str] | None,
+                  summary_path: Path, report: Path | None) -> None:
+    """The final word: counts and paths on stdout; what to do next on stderr."""
+    done = [e for e in entries if e is not None]
+    counts = {s: sum(e.status == s for e in done) for s in ("pass", "fail", "error", "rate_limited", "interrupted")}
+    cost = sum(e.total_cost or 0.0 for e in done)
+    pending = len(entries) - len(done)
+    line = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items() if n)
+    print(f"Batch: {len(entries)} tests: {line or 'none finished'}" + (f", {pending} not started" if pending else "")
+          + f"; cost ${cost:.2f}", flush=True)
+    if code == EXIT_INTERRUPTED:
+        _err("Interrupted. Run the same command again; it resumes where it left off.")
+    elif code == EXIT_RATE_LIMITED:
+        until, test_id = rate_limit or (None, "")
+        when = f" until {local_time(until)}" if until else ""
+        _err(f"Rate limited{when}{f' ({test_id})' if test_id else ''}. Run the same command again after that; "
+             "it resumes where it left off.")
+    if counts["error"]:
+        failed = " ".join(e.test_id for e in done if e.status == "error")
+        _err(f"{counts['error']} test(s) ended in error: {failed}. Read their entries in {summary_path.name} "
+             "and the thread logs; after fixing, rerun with --retry-errors.")
+    print(f"Summary: {summary_path}", flush=True)
+    if report is not None and report.exists():
+        print(f"Report: {report}", flush=True)
+
+
+def _err(text: str) -> None:
+    print(f"tierbench: {text}", file=sys.stderr, flush=True)
 
 
 # -- the live view ----------------------------------------------------------------------------------
@@ -288,7 +376,9 @@ class BatchProgress:
             self._live.update(self._render(), refresh=True)
 
     def _render(self) -> Any:
+        from rich.console import Group
         from rich.table import Table
+        from rich.text import Text
 
         eta = self.eta_seconds()
         head = (f"Batch: {self.done}/{self.total} tests done · {self.passed} pass · "
@@ -297,7 +387,7 @@ class BatchProgress:
         if self.paused_until is not None:
             left = (self.paused_until - utcnow()).total_seconds()
             head += f"\nRate limited: no new test starts for {_duration(left)}"
-        table = Table(title=head, title_justify="left", box=None, show_header=True)
+        table = Table(box=None, show_header=True, header_style="dim")
         table.add_column("thread")
         table.add_column("running")
         table.add_column("for", justify="right")
@@ -305,4 +395,4 @@ class BatchProgress:
         for thread_id in range(1, self.threads + 1):
             test_id, since = self.current.get(thread_id, ("-", now))
             table.add_row(str(thread_id), test_id, _duration(now - since) if test_id != "-" else "")
-        return table
+        return Group(Text(head, style="bold"), table)
