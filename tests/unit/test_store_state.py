@@ -242,3 +242,17 @@ def test_unplanned_recorded_runs_are_kept(layout: ExperimentLayout) -> None:
     reopened, notes = open_store(layout, keys(3, "T1"))  # a smaller plan must not forget results
     assert notes == [] and len(reopened.completed) == 6
     reopened.close()
+
+
+def test_completed_is_a_live_read_only_view(layout: ExperimentLayout) -> None:
+    planned = keys(6)
+    store, _ = open_store(layout, planned)
+    view = store.completed
+    complete(layout, store, planned[2], FAILED)
+    assert len(view) == 1 and planned[2] in view and RunKey(tier="T0", subtest="00", run=3) in view
+    assert next(iter(view)) is planned[2]  # iteration hands back the caller's own key objects
+    assert view[RunKey(tier="T0", subtest="00", run=3)] is FAILED and view.get(planned[0]) is None
+    assert list(view.values()) == [FAILED] and "T0/00/run_03" not in view
+    with pytest.raises(TypeError):
+        view[planned[0]] = PASSED  # type: ignore[index]
+    store.close()

@@ -19,8 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping, ValuesView
 
 from tierbench.models import RateLimitInfo, RunKey, RunStatus
 from tierbench.store.checkpoint import (CHECKPOINT_STATUSES, Checkpoint, CheckpointCorrupt, load_checkpoint,
@@ -60,6 +59,45 @@ class StoreWriteError(Exception):
             f"{advice}, then run the same command again; it resumes where it left off.")
 
 
+KeyTuple = tuple[str, str, int]
+_STATUS = {status.value: status for status in RunStatus}
+
+
+class CompletedRuns(Mapping[RunKey, RunStatus]):
+    """Read-only live view {RunKey: passed|failed}, stored by (tier, subtest, run) tuple.
+
+    Hashing a tuple is several times cheaper than hashing a pydantic RunKey, and the coordinator asks
+    `key in completed` for every planned key on each scheduling pass: at 100k runs that matters."""
+
+    def __init__(self, statuses: dict[KeyTuple, RunStatus], keys: dict[KeyTuple, RunKey]):
+        self._statuses, self._keys = statuses, keys
+
+    def __getitem__(self, key: RunKey) -> RunStatus:
+        try:
+            return self._statuses[(key.tier, key.subtest, key.run)]
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            return (key.tier, key.subtest, key.run) in self._statuses  # type: ignore[attr-defined]
+        except AttributeError:
+            return False
+
+    def __iter__(self) -> Iterator[RunKey]:
+        for tier, subtest, run in list(self._statuses):
+            key = self._keys.get((tier, subtest, run))
+            if key is None:  # recorded but not planned (a smaller plan): still a real result
+                key = self._keys[(tier, subtest, run)] = RunKey(tier=tier, subtest=subtest, run=run)
+            yield key
+
+    def __len__(self) -> int:
+        return len(self._statuses)
+
+    def values(self) -> ValuesView[RunStatus]:  # type: ignore[override]
+        return self._statuses.values()
+
+
 @dataclass
 class LoadNotes:
     fixed: list[str] = field(default_factory=list)  # one human-readable line per repair made on load
@@ -67,15 +105,14 @@ class LoadNotes:
 
 class StateStore:
     def __init__(self, layout: ExperimentLayout, checkpoint: Checkpoint, journal: Journal,
-                 keys: dict[tuple[str, str, int], RunKey]):
+                 keys: dict[KeyTuple, RunKey]):
         self.layout = layout
         self._cp = checkpoint
         self._journal = journal
-        self._keys = keys  # reuse the caller's RunKey objects: dict lookups then hit by identity
-        self._completed: dict[RunKey, RunStatus] = {}
-        for tier, subtest, run, status in checkpoint.iter_completed():
-            self._completed[self._key(tier, subtest, run)] = RunStatus(status)
-        self._completed_view = MappingProxyType(self._completed)
+        self._keys = keys  # the caller's planned RunKey objects, handed back when iterating `completed`
+        self._statuses: dict[KeyTuple, RunStatus] = {
+            (tier, subtest, run): _STATUS[status] for tier, subtest, run, status in checkpoint.iter_completed()}
+        self._completed = CompletedRuns(self._statuses, keys)
         self._unsnapshotted = 0
         self._last_snapshot = time.monotonic()
         self._closed = False
@@ -126,7 +163,7 @@ class StateStore:
         drops: list[tuple[RunKey, str]] = []
         pending_by_dir: dict[tuple[str, str], list[RunKey]] = defaultdict(list)
         for key in planned:
-            status = self._completed.get(key)
+            status = self._statuses.get((key.tier, key.subtest, key.run))
             if status is None:
                 pending_by_dir[(key.tier, key.subtest)].append(key)
                 continue
@@ -146,7 +183,7 @@ class StateStore:
                 if run_dir_name(key.run) not in present:
                     continue
                 removed += remove_temp_files([str(self.layout.run_dir(key))], recursive=True)
-                if self._completed.get(key) is not None:
+                if (key.tier, key.subtest, key.run) in self._statuses:
                     continue  # being dropped: its file is gone or empty
                 status, problem = read_result_status(self.layout.run_result(key), (key.tier, key.subtest, key.run))
                 if status is not None:
@@ -169,7 +206,7 @@ class StateStore:
     @property
     def completed(self) -> Mapping[RunKey, RunStatus]:
         """Live read-only view of recorded results (passed/failed only)."""
-        return self._completed_view
+        return self._completed
 
     @property
     def checkpoint(self) -> Checkpoint:
@@ -186,7 +223,7 @@ class StateStore:
         status = RunStatus(status)
         if not status.is_result:
             raise ValueError(f"record_run takes passed/failed, not {status.value}; use record_attempt")
-        recorded = self._completed.get(key)
+        recorded = self._statuses.get((key.tier, key.subtest, key.run))
         if recorded is status:
             return
         if recorded is not None:
@@ -266,23 +303,16 @@ class StateStore:
         self._unsnapshotted += len(written)
 
     def _sync_completed(self, tier: str, subtest: str, run: int) -> None:
-        key = self._key(tier, subtest, run)
         status = self._cp.get_completed(tier, subtest, run)
         if status is None:
-            self._completed.pop(key, None)
+            self._statuses.pop((tier, subtest, run), None)
         else:
-            self._completed[key] = RunStatus(status)
+            self._statuses[(tier, subtest, run)] = _STATUS[status]
 
     def _maybe_snapshot(self) -> None:
-        every = max(SNAPSHOT_EVERY_EVENTS, len(self._completed) // SNAPSHOT_TAIL_FRACTION)
+        every = max(SNAPSHOT_EVERY_EVENTS, len(self._statuses) // SNAPSHOT_TAIL_FRACTION)
         if self._unsnapshotted >= every or time.monotonic() - self._last_snapshot >= SNAPSHOT_EVERY_SECONDS:
             self.snapshot()
-
-    def _key(self, tier: str, subtest: str, run: int) -> RunKey:
-        key = self._keys.get((tier, subtest, run))
-        if key is None:  # recorded but no longer planned: keep it, it is still a real result
-            key = self._keys[(tier, subtest, run)] = RunKey(tier=tier, subtest=subtest, run=run)
-        return key
 
 
 def remove_temp_files(directories: list[str], *, recursive: bool) -> list[str]:
