@@ -180,8 +180,8 @@ class Children:
     """The running `tierbench run` children, each the leader of its own process group."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running: dict[int, Path] = {}  # pid -> experiment dir
+        self._lock = threading.RLock()  # re-entrant: the signal handler may interrupt the main thread in here
+        self._running: dict[subprocess.Popen[bytes], Path] = {}  # child -> its experiment dir
         self.closed = False
 
     def start(self, cmd: list[str], exp_dir: Path, log: BinaryIO) -> subprocess.Popen[bytes] | None:
@@ -190,12 +190,12 @@ class Children:
                 return None
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.PIPE,
                                     start_new_session=True)
-            self._running[proc.pid] = exp_dir
+            self._running[proc] = exp_dir
             return proc
 
     def finished(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
-            self._running.pop(proc.pid, None)
+            self._running.pop(proc, None)
 
     def exp_dirs(self) -> list[Path]:
         with self._lock:
@@ -205,12 +205,12 @@ class Children:
         """Refuse new children and send `sig` to every running child's process group."""
         with self._lock:
             self.closed = True
-            pids = list(self._running)
-        for pid in pids:
-            try:
-                os.killpg(pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
+            for proc in self._running:
+                if proc.returncode is None:  # not reaped yet, so its PID (= group id) is still its own
+                    try:
+                        os.killpg(proc.pid, sig)
+                    except (ProcessLookupError, PermissionError):
+                        pass
 
 
 class BatchRunner:
