@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,17 @@ def test_is_held_does_not_create_the_lock_file(tmp_path: Path) -> None:
     assert not lock.is_held()
     assert lock.holder_pid() is None
     assert not (tmp_path / ".lock").exists()
+
+
+def test_a_probe_with_a_dead_pid_in_the_file_does_not_block_a_starting_coordinator(tmp_path: Path) -> None:
+    """is_held() holds a shared lock for an instant; acquire must retry rather than report the dead
+    PID a SIGKILLed coordinator left in the file."""
+    lock_file = tmp_path / ".lock"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock_file.write_text(f"{dead.pid}\n")
+    probe = os.open(lock_file, os.O_RDONLY)
+    fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a probe caught mid-flight ...
+    threading.Timer(0.05, os.close, args=(probe,)).start()  # ... that lets go 50 ms later
+    with ExperimentLock(lock_file) as lock:
+        assert lock.holder_pid() == os.getpid()

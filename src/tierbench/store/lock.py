@@ -18,7 +18,8 @@ from pathlib import Path
 from types import TracebackType
 
 # A probe from `status`/`check` (is_held) holds the lock for microseconds. A coordinator starting in
-# that instant must not be told "already running", so acquire retries briefly while no PID is written.
+# that instant must not be told "already running", so acquire retries briefly while the file names no
+# live process (no PID yet, or the PID of a holder that died).
 _PROBE_RETRIES = 10
 _PROBE_RETRY_SECONDS = 0.02
 
@@ -54,7 +55,7 @@ class ExperimentLock:
                     if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
                         raise
                     pid = self.holder_pid()
-                    if pid is not None or attempt == _PROBE_RETRIES:
+                    if (pid is not None and _alive(pid)) or attempt == _PROBE_RETRIES:
                         raise LockHeld(self.path, pid) from None
                     time.sleep(_PROBE_RETRY_SECONDS)
             os.ftruncate(fd, 0)
@@ -114,3 +115,13 @@ class ExperimentLock:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.release()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
