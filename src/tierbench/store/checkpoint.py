@@ -132,16 +132,3 @@ def load_checkpoint(path: Path) -> Checkpoint:
 def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     """Atomic write: a crash leaves the old snapshot or the new one, never a mix. Raises OSError."""
     atomic_write_bytes(Path(path), checkpoint.model_dump_json(indent=1).encode() + b"\n")
-
-
-def describe_checkpoint_problem(path: Path) -> str | None:
-    """None if checkpoint.json is absent or valid, else why it is unusable (for check/repair)."""
-    try:
-        load_checkpoint(path)
-    except FileNotFoundError:
-        return None
-    except CheckpointCorrupt as exc:
-        return exc.reason
-    except OSError as exc:
-        return f"unreadable: {exc.strerror or exc}"
-    return None

@@ -82,10 +82,10 @@ class ExperimentLayout:
         return self.tier_dir(tier) / "best_subtest.json"
 
     def run_dir(self, key: RunKey) -> Path:
-        return self.root / key.tier / key.subtest / f"run_{key.run:02d}"
+        return self.root / key.tier / key.subtest / run_dir_name(key.run)
 
     def run_result(self, key: RunKey) -> Path:
-        return self.run_dir(key) / "run_result.json"
+        return self.run_dir(key) / RUN_RESULT_NAME
 
     def agent_dir(self, key: RunKey) -> Path:
         return self.run_dir(key) / "agent"
@@ -97,7 +97,7 @@ class ExperimentLayout:
         return self.run_dir(key) / "attempts"
 
     def workspace(self, key: RunKey) -> Path:
-        return self.run_dir(key) / "workspace"
+        return self.run_dir(key) / WORKSPACE_NAME
 
     def run_result_str(self, tier: str, subtest: str, run: int) -> str:
         """`run_result(key)` as a plain string, built without pathlib or a RunKey: resume stats this
