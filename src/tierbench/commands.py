@@ -107,6 +107,10 @@ def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
     print(outcome.message, file=stream, flush=True)
     if outcome.exit_code == EXIT_OK and (layout.root / "report.md").exists():
         print(f"Report: {layout.root / 'report.md'}", flush=True)
+    # Everything is saved. Python restores the default handlers while it shuts down, so a late
+    # Ctrl+C would turn exit 130 into death-by-signal; ignore signals for these last moments.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return outcome.exit_code
 
 

@@ -68,35 +68,34 @@ def _journal_run_events(exp: Path) -> Counter:
 def test_sigkill_at_random_moments_loses_nothing(tmp_path, calc_test):
     results = tmp_path / "results"
     exp = results / "calc"
+    runs = 6  # 24 runs of ~1 s on 2 workers: enough work that 15 kills land mid-experiment
     rng = random.Random(2026)
     kills = 0
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        proc = start_cli(*_run_args(calc_test, results, delay=0.2), start_new_session=True)
-        if kills < 15:
-            time.sleep(rng.uniform(0.3, 2.5))
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)  # the whole group: like a crash of the machine's job
-                kills += 1
-            proc.communicate()
-            continue
-        out, err = proc.communicate(timeout=180)
-        assert proc.returncode == 0, err
-        break
-    assert kills >= 15
-    assert set(completed_runs(exp)) == _plan()
+    deadline = time.monotonic() + 180
+    while kills < 15 and time.monotonic() < deadline:
+        proc = start_cli(*_run_args(calc_test, results, delay=0.5, runs=runs), start_new_session=True)
+        time.sleep(rng.uniform(0.3, 2.0))
+        if proc.poll() is not None:  # finished before the kill: the test needs more work per run
+            break
+        os.killpg(proc.pid, signal.SIGKILL)  # the coordinator's whole group, as a crash would
+        proc.communicate()
+        kills += 1
+    assert kills >= 15, f"only {kills} kills landed before the experiment finished"
+    final = run_cli(*_run_args(calc_test, results, delay=0.5, runs=runs), timeout=180)
+    assert final.returncode == 0, final.stderr
+    assert set(completed_runs(exp)) == _plan(runs=runs)
     results_on_disk = result_files(exp)
-    assert set(results_on_disk) == _plan()
+    assert set(results_on_disk) == _plan(runs=runs)
     for key, data in results_on_disk.items():
         RunResult.model_validate(data)
         assert data["status"] == completed_runs(exp)[key]
     recorded = _journal_run_events(exp)
-    assert set(recorded) == _plan() and set(recorded.values()) == {1}, f"recorded other than once: {recorded}"
+    assert set(recorded) == _plan(runs=runs) and set(recorded.values()) == {1}, f"recorded other than once: {recorded}"
     check = run_cli("check", exp)
     assert check.returncode == 0, check.stdout + check.stderr
 
     reference = tmp_path / "reference"
-    clean = run_cli(*_run_args(calc_test, reference, delay=0))
+    clean = run_cli(*_run_args(calc_test, reference, delay=0, runs=runs))
     assert clean.returncode == 0, clean.stderr
     assert _pass_counts(exp) == _pass_counts(reference / "calc")
 

@@ -225,7 +225,7 @@ def test_demo_cancelled_by_registry_reports_the_kill(tmp_path, test_dir):
 
 
 def test_command_agent_gets_run_env_and_parses_json(tmp_path, test_dir, ratelimit_calls):
-    script = ('env | grep ^TIERBENCH_ | sort > env.txt; echo "$SUBTEST_FLAG" > flag.txt; '
+    script = ('env | grep -E "^TIERBENCH_(PROMPT_FILE|RUN_DIR|TIER|SUBTEST|RUN|MODEL|WORKSPACE|THINKING)=" | sort > env.txt; echo "$SUBTEST_FLAG" > flag.txt; '
               f"echo noise; echo '{json.dumps(RESULT)}'; echo oops >&2")
     ctx = make_ctx(tmp_path, test_dir, "T2/01/run_03", options={"cmd": script}, model="m-1",
                    env={"SUBTEST_FLAG": "on", "MY_API_KEY": "sk-secret"})

@@ -20,7 +20,7 @@ from tierbench.agents.base import Agent
 from tierbench.config import ExperimentConfig
 from tierbench.execute.process import ProcessRegistry
 from tierbench.execute.run import RunRequest, execute_run
-from tierbench.execute.workspace import prepare_base_repo
+from tierbench.execute.workspace import forget_stale_worktrees, prepare_base_repo
 from tierbench.judges import make_judge
 from tierbench.models import RateLimitInfo, RunKey, RunResult, RunStatus
 from tierbench.plan import (BestSubtest, SubtestScores, choose_best, experiment_tiers, merge_inherited,
@@ -77,6 +77,7 @@ class Coordinator:
             if limited is not None:
                 self.store.record_rate_limit(limited)
         base_commit = prepare_base_repo(self.test, self.layout.repo)
+        forget_stale_worktrees(self.layout.repo)  # left by a crash; no run is being set up yet
         self.progress.start(self.config.test_id, self._totals(), self._done_by_tier(),
                             self._passed(), self._cost_so_far())
         stall_error: str | None = None

@@ -93,8 +93,10 @@ def forget_worktree(repo: Path, workspace: Path) -> bool:
     return forgotten
 
 
-def forget_vanished_worktrees(repo: Path) -> int:
-    """Drop metadata of every worktree whose directory is gone, locked or not (used by repair)."""
+def forget_stale_worktrees(repo: Path) -> int:
+    """Drop git's metadata for every worktree that is incomplete (an add killed before it wrote
+    `commondir`/`gitdir`) or whose directory is gone, locked or not. Any such entry makes every later
+    `git worktree add` fail. Call only while no run is being set up: at coordinator start, in repair."""
     admin = repo / ".git" / "worktrees"
     count = 0
     if admin.is_dir():
@@ -103,7 +105,7 @@ def forget_vanished_worktrees(repo: Path) -> int:
                 gitdir = Path((entry / "gitdir").read_text().strip())
             except OSError:
                 gitdir = None
-            if gitdir is None or not gitdir.exists():
+            if gitdir is None or not (entry / "commondir").exists() or not gitdir.exists():
                 shutil.rmtree(entry, ignore_errors=True)
                 count += 1
     return count

@@ -331,9 +331,10 @@ def summarize_experiment(data: ExperimentData) -> ExperimentReport:
 
 
 def find_experiment_dirs(batch_dir: Path) -> list[Path]:
-    """Direct subdirectories of a batch dir that hold config/experiment.json, sorted by name."""
+    """Direct subdirectories of a batch dir that hold config/experiment.json, sorted by name.
+    Backups made by --fresh (`<id>.backup-<time>`) are old results, never part of the batch."""
     return sorted(p for p in Path(batch_dir).iterdir()
-                  if p.is_dir() and (p / "config" / "experiment.json").is_file())
+                  if p.is_dir() and ".backup-" not in p.name and (p / "config" / "experiment.json").is_file())
 
 
 def load_batch(batch_dir: Path) -> list[tuple[ExperimentData, ExperimentReport]]:

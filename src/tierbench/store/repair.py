@@ -230,14 +230,13 @@ def repair_experiment(path: Path) -> RepairReport:
         if temp_files:
             fixed.append(f"removed {len(temp_files)} leftover temp file(s)")
         if layout.repo.is_dir():
-            from tierbench.execute.workspace import forget_vanished_worktrees
+            from tierbench.execute.workspace import forget_stale_worktrees
 
             # prune skips worktrees locked by a `git worktree add` that was killed midway
-            forgotten = forget_vanished_worktrees(layout.repo)
+            forgotten = forget_stale_worktrees(layout.repo)
             if forgotten:
-                fixed.append(f"forgot {forgotten} worktree(s) whose directories are gone")
-            if _git(layout.repo, "worktree", "prune") is not None:
-                fixed.append("ran git worktree prune in repo/")
+                fixed.append(f"forgot {forgotten} stale or half-created worktree(s) in repo/")
+            _git(layout.repo, "worktree", "prune")
     by_tier: dict[str, dict[str, int]] = {}
     for tier in sorted({k[0] for k in original} | {k[0] for k in scan.results}):
         rebuilt = [s for k, s in scan.results.items() if k[0] == tier]
