@@ -32,6 +32,7 @@ class AgentContext:
     seed: int
     registry: ProcessRegistry
     default_rate_limit_wait: float = 60.0
+    test_id: str = ""
     base_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
 

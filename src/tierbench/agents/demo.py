@@ -94,7 +94,7 @@ class DemoAgent:
         delay = float(ctx.options.get("delay", 0))
         patch = (Path(ctx.test_dir) / "expected" / "solution.patch").resolve()
         argv = [sys.executable, "-m", "tierbench.agents.demo", "--seed", str(seed), "--key", str(ctx.key),
-                "--delay", repr(delay), "--patch", str(patch)]
+                "--delay", repr(delay), "--patch", str(patch), "--test-id", ctx.test_id]
         # Make the child find this very package even when it was not installed (e.g. PYTHONPATH=src).
         package_root = str(Path(__file__).resolve().parents[2])
         inherited = ctx.base_env.get("PYTHONPATH", "")
@@ -200,10 +200,11 @@ def child_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", required=True, help="run key, e.g. T0/00/run_01")
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--patch", type=Path, required=True)
+    parser.add_argument("--test-id", default="", help="varies outcomes between tests of one batch")
     args = parser.parse_args(argv)
     started = time.monotonic()
     tier, subtest_id = (args.key.split("/") + ["", ""])[:2]
-    rng = run_rng(args.seed, args.key)
+    rng = run_rng(args.seed, f"{args.test_id}:{args.key}" if args.test_id else args.key)
     success = rng.random() < success_probability(tier, subtest_id)
     usage, cost, turns = _usage(rng, tier)
     deadline = started + args.delay

@@ -106,6 +106,7 @@ def _agent_context(req: RunRequest, workspace: Path, agent_dir: Path, prompt_fil
         # --agent-opt values belong to the experiment's agent; another agent runs with its defaults
         options=dict(req.config.agent_options) if req.agent.name == req.config.agent else {},
         registry=req.registry, default_rate_limit_wait=req.config.default_rate_limit_wait_seconds,
+        test_id=req.config.test_id,
     )
 
 
