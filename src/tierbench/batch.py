@@ -188,8 +188,11 @@ class Children:
         with self._lock:
             if self.closed:
                 return None
+            # TIERBENCH_BATCH_PID: the child stops cleanly (exit 130, state saved) if the batch dies,
+            # even by SIGKILL, instead of running on unseen and holding its experiment's lock.
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.PIPE,
-                                    start_new_session=True)
+                                    start_new_session=True,
+                                    env={**os.environ, "TIERBENCH_BATCH_PID": str(os.getpid())})
             self._running[proc] = exp_dir
             return proc
 

@@ -4,6 +4,7 @@ final answer of a command (report path, status table) goes to stdout."""
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import signal
@@ -23,6 +24,29 @@ EXIT_OK, EXIT_ERROR, EXIT_RATE_LIMITED, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 def _err(text: str) -> None:
     print(f"tierbench: {text}", file=sys.stderr, flush=True)
+
+
+class _TolerantStream:
+    """Output whose reader may vanish (a crashed batch, `| head`): a failed write is dropped, so
+    it can never stop the coordinator from saving state and exiting with the right code."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError):
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _open_locked(args: argparse.Namespace, requested: dict[str, Any]) -> tuple[OpenedExperiment, ExperimentLock]:
@@ -67,6 +91,7 @@ def _acquire(root: Path) -> ExperimentLock:
 
 
 def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
+    sys.stdout, sys.stderr = _TolerantStream(sys.stdout), _TolerantStream(sys.stderr)
     from tierbench.execute.coordinator import Coordinator
     from tierbench.plan import plan_runs
     from tierbench.progress import make_progress
@@ -82,7 +107,7 @@ def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
         _err(str(exc))
         return EXIT_ERROR
     layout, config = opened.layout, opened.config
-    progress = make_progress(quiet=args.quiet, stream=sys.stderr)
+    progress = make_progress(quiet=args.quiet, stream=sys.stderr, parallel=config.parallel)
     try:
         for note in opened.notes:
             progress.message(note)
@@ -92,6 +117,7 @@ def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
             progress.message(f"fixed on load: {fixed}")
         coordinator = Coordinator(layout, config, opened.test, store, progress)
         _install_signal_handlers(coordinator)
+        _stop_with_parent_batch()
         try:
             outcome = coordinator.run()
         finally:
@@ -131,6 +157,21 @@ def _install_signal_handlers(coordinator: Any) -> None:
 
     signal.signal(signal.SIGINT, handle)
     signal.signal(signal.SIGTERM, handle)
+
+
+def _stop_with_parent_batch() -> None:
+    """Under `tierbench batch`, ask the kernel for SIGTERM when the batch dies (Linux
+    PR_SET_PDEATHSIG), so a crashed batch leaves no experiment running unseen."""
+    parent = os.environ.get("TIERBENCH_BATCH_PID")
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(parent):  # the batch died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _write_report_quietly(root: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.batch_fixtures import (SMALL, batch, break_test, crash, entries, journal_sizes,
+from tests.support.batch_fixtures import (SMALL, batch, break_test, crash, descendants, entries, journal_sizes,
                                           limited_once_agent, make_tests_folder, run_result_mtimes, start_batch,
                                           summary, test_ids, wait_for)
 
@@ -332,3 +332,33 @@ def test_child_command_carries_only_the_given_options(tmp_path):
 
     parsed = build_parser().parse_args(full[3:])
     assert parsed.agent_options == [("cmd", "-x y"), ("k", "")] and parsed.max_wait_seconds == 60.0
+
+
+def test_children_stop_cleanly_when_only_the_batch_process_is_killed(tmp_path):
+    """A SIGKILL of the batch alone (its children live in their own sessions) must not leave
+    experiments running unseen: each child gets SIGTERM from the kernel and stops, releasing its
+    experiment lock, and the rerun resumes every experiment."""
+    tests = make_tests_folder(tmp_path)
+    results = tmp_path / "results"
+    proc = start_batch(tests, results, *DEMO, "--agent-opt", "delay=6")
+    wait_for(lambda: len(list(results.glob("*/T*/*/run_*/agent/prompt.md"))) >= 2, 60, "agents running")
+    time.sleep(0.5)
+    children = descendants(proc.pid)
+    assert children
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    # The agents have ~5 s of work left: stopping well before that shows the kernel's signal worked.
+    wait_for(lambda: not [p for p in children if Path(f"/proc/{p}").exists() and not _zombie(p)], 3,
+             "the batch's children to stop")
+    rerun = batch(tests, results, *DEMO, "--agent-opt", "delay=6")
+    assert rerun.returncode == 0, (rerun.stderr, summary(results)["results"])
+    assert "already being run" not in rerun.stderr
+    assert sorted(entries(results)) == test_ids(tests)
+    assert all(e["status"] in ("pass", "fail") for e in entries(results).values())
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return False
