@@ -22,8 +22,10 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.loopback import LoopbackServer
 
 __all__ = [
     "FakeJudgeAPI",
@@ -109,7 +111,7 @@ _ids = itertools.count(1)
 _SCRIPT_EXHAUSTED = Reply(status=500, error_type="api_error", message="fake judge API: script exhausted")
 
 
-class FakeJudgeAPI:
+class FakeJudgeAPI(LoopbackServer):
     def __init__(self, script: list[Reply] | tuple[Reply, ...] = (), *, default: Reply | None = None,
                  delay: float = 0.0, max_lifetime: float = 120.0) -> None:
         self.script = list(script)
@@ -121,45 +123,14 @@ class FakeJudgeAPI:
         self._in_flight = 0
         self._served = 0
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._url = ""
-        self._timer: threading.Timer | None = None
-
-    @property
-    def url(self) -> str:
-        """Base URL for Anthropic judges (they append /v1/messages). Still readable after stop."""
-        assert self._url, "server not started"
-        return self._url
 
     @property
     def openai_url(self) -> str:
         """Base URL for OpenAI judges (they append /chat/completions)."""
         return self.url + "/v1"
 
-    def start(self) -> "FakeJudgeAPI":
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},  # quick stop
-                         name="fake-judge-api", daemon=True).start()
-        self._timer = threading.Timer(self.max_lifetime, self.stop)
-        self._timer.daemon = True
-        self._timer.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if self._timer is not None and self._timer is not threading.current_thread():
-            self._timer.cancel()
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-
-    def __enter__(self) -> "FakeJudgeAPI":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def statuses(self) -> list[int]:
         with self._lock:
