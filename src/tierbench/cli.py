@@ -19,6 +19,14 @@ def _err(text: str) -> None:
     print(f"tierbench: {text}", file=sys.stderr)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on bad usage, but 2 means "rate limited" here; bad input is 1."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -91,7 +99,7 @@ def requested_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tierbench", description="Durable ablation experiments for AI coding agents.")
+    parser = _Parser(prog="tierbench", description="Durable ablation experiments for AI coding agents.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run (or continue) an experiment on a test directory")
