@@ -9,7 +9,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from tests.support.cli import completed_runs, run_cli
+from tests.support.cli import cli_env, completed_runs, run_cli
 from tests.support.testdirs import FIXED
 
 AGENT = '''
@@ -99,3 +99,32 @@ def test_stall_breaker_stops_after_repeated_infrastructure_errors(tmp_path, calc
     attempts = list(exp.glob("T*/*/run_*/attempts/*/run_result.json"))
     assert len(attempts) == 3, "stop launching after K identical errors instead of burning the plan"
     assert completed_runs(exp) == {}, "infrastructure errors are never results"
+
+
+def test_judge_quota_escalates_to_the_gate_and_two_judges_reach_consensus(tmp_path, calc_test):
+    from tests.support.fake_llm_judges import FakeJudgeAPI, rate_limited, scores
+
+    all_items = {"add": 1.0, "mul": 1.0, "style": 0.5, "compiles": 1.0}
+    results = tmp_path / "results"
+    env = cli_env(OPENAI_API_KEY="sk-test-judge")
+    base = ["run", calc_test, "--results-dir", results, "--agent", "demo", "--tiers", "T0", "--max-subtests", 1,
+            "--runs", 1, "--no-report", "--on-rate-limit", "exit", "--judge", "command"]
+    # A reset an hour away is beyond the client's short retries: it must close the experiment's gate.
+    with FakeJudgeAPI([], default=rate_limited(retry_after=3600)) as api:
+        limited = run_cli(*base, "--judge", f"openai:gpt-4o@{api.openai_url}", env=env)
+    assert limited.returncode == 2, limited.stderr
+    exp = results / "calc"
+    checkpoint = json.loads((exp / "checkpoint.json").read_text())
+    assert checkpoint["rate_limit_source"] == "judge" and checkpoint["status"] == "paused_rate_limit"
+    attempt = json.loads((exp / "T0/00/run_01/attempts/01/run_result.json").read_text())
+    assert attempt["status"] == "rate_limited" and completed_runs(exp) == {}
+
+    # With a judge that answers, the run is graded by both judges (a new server URL is a new judge
+    # spec, so this starts afresh; the paused experiment is kept aside as a backup).
+    with FakeJudgeAPI([], default=scores(all_items)) as api:
+        done = run_cli(*base, "--judge", f"openai:gpt-4o@{api.openai_url}", "--fresh", env=env)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((exp / "T0/00/run_01/run_result.json").read_text())
+    assert [j["spec"].split("@")[0] for j in result["judges"]] == ["command", "openai:gpt-4o"]
+    assert all(j["is_valid"] for j in result["judges"])
+    assert result["judge_score"] == sum(j["score"] for j in result["judges"]) / 2
