@@ -78,6 +78,7 @@ CLI_FIELDS: dict[str, str] = {
     "seed": "--seed",
     "on_rate_limit": "--on-rate-limit",
     "max_wait_seconds": "--max-wait",
+    "default_rate_limit_wait_seconds": "--rate-limit-wait",
     "preflight": "--no-preflight",
     "stall_limit": "--stall-limit",
 }
