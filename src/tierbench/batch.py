@@ -33,7 +33,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from tierbench.batch_summary import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_RATE_LIMITED, SUMMARY_FILE,
+from tierbench.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_RATE_LIMITED, print_error
+from tierbench.batch_summary import (SUMMARY_FILE,
                                      BatchOptions, BatchProgress, BatchSummary, SummaryWriter, TestResult,
                                      completed_result, exit_code, load_summary, needs_run, print_outcome)
 from tierbench.batch_summary import local_time as _local
@@ -51,9 +52,6 @@ _POLL = 0.2
 class BatchError(Exception):
     """The batch cannot start as asked; the message says why."""
 
-
-def _err(text: str) -> None:
-    print(f"tierbench: {text}", file=sys.stderr, flush=True)
 
 
 # -- tests ------------------------------------------------------------------------------------------
@@ -378,14 +376,14 @@ def cmd_batch(args: argparse.Namespace, requested: dict[str, Any]) -> int:
     try:
         tests = select_tests(discover_tests(args.tests_dir), args.tests)
     except BatchError as exc:
-        _err(str(exc))
+        print_error(str(exc))
         return EXIT_ERROR
     lock = ExperimentLock(results_dir / ".batch.lock")
     try:
         lock.acquire()
     except LockHeld as exc:
         holder = f"PID {exc.pid}" if exc.pid is not None else "another process (PID unknown)"
-        _err(f"{results_dir} is already used by another tierbench batch ({holder}). "
+        print_error(f"{results_dir} is already used by another tierbench batch ({holder}). "
              "Wait for it to finish, or stop it first.")
         return EXIT_ERROR
     try:
@@ -405,7 +403,7 @@ def _run_batch(args: argparse.Namespace, requested: dict[str, Any], results_dir:
     try:
         summary = load_summary(summary_path)
     except ValueError as exc:
-        _err(str(exc))
+        print_error(str(exc))
         return EXIT_ERROR
     if summary is None:
         summary = BatchSummary(config=BatchOptions.from_requested(requested))
@@ -478,7 +476,7 @@ def _install_signal_handlers(runner: BatchRunner, progress: BatchProgress) -> An
     def handle(signum: int, _frame: Any) -> None:
         hits["count"] += 1
         if hits["count"] == 1:
-            _err(f"{signal.Signals(signum).name}: stopping; running tests checkpoint and stop "
+            print_error(f"{signal.Signals(signum).name}: stopping; running tests checkpoint and stop "
                  "(press Ctrl+C again to exit at once)")
             runner.interrupt()
             return
@@ -497,5 +495,5 @@ def _write_report_quietly(results_dir: Path) -> None:
 
         write_report(results_dir)
     except Exception as exc:  # the tests themselves are recorded; say what went wrong with the report
-        _err(f"warning: the batch report failed ({type(exc).__name__}: {exc}); "
+        print_error(f"warning: the batch report failed ({type(exc).__name__}: {exc}); "
              f"retry with: tierbench report {results_dir}")

@@ -20,6 +20,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from tierbench.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_RATE_LIMITED, print_error
 from tierbench.config import CLI_FIELDS
 from tierbench.store.atomic import atomic_write_json
 
@@ -191,7 +192,6 @@ class SummaryWriter:
 
 # -- what an entry says, and what the batch as a whole says ---------------------------------------
 
-EXIT_OK, EXIT_ERROR, EXIT_RATE_LIMITED, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def local_time(moment: datetime) -> str:
@@ -256,23 +256,20 @@ def print_outcome(code: int, entries: list[TestResult | None], rate_limit: tuple
     print(f"Batch: {len(entries)} tests: {line or 'none finished'}" + (f", {pending} not started" if pending else "")
           + f"; cost ${cost:.2f}", flush=True)
     if code == EXIT_INTERRUPTED:
-        _err("Interrupted. Run the same command again; it resumes where it left off.")
+        print_error("Interrupted. Run the same command again; it resumes where it left off.")
     elif code == EXIT_RATE_LIMITED:
         until, test_id = rate_limit or (None, "")
         when = f" until {local_time(until)}" if until else ""
-        _err(f"Rate limited{when}{f' ({test_id})' if test_id else ''}. Run the same command again after that; "
+        print_error(f"Rate limited{when}{f' ({test_id})' if test_id else ''}. Run the same command again after that; "
              "it resumes where it left off.")
     if counts["error"]:
         failed = " ".join(e.test_id for e in done if e.status == "error")
-        _err(f"{counts['error']} test(s) ended in error: {failed}. Read their entries in {summary_path.name} "
+        print_error(f"{counts['error']} test(s) ended in error: {failed}. Read their entries in {summary_path.name} "
              "and the thread logs; after fixing, rerun with --retry-errors.")
     print(f"Summary: {summary_path}", flush=True)
     if report is not None and report.exists():
         print(f"Report: {report}", flush=True)
 
-
-def _err(text: str) -> None:
-    print(f"tierbench: {text}", file=sys.stderr, flush=True)
 
 
 # -- the live view ----------------------------------------------------------------------------------

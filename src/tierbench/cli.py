@@ -10,13 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tierbench.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, print_error
 from tierbench.models import ALL_TIERS
 
-EXIT_OK, EXIT_ERROR, EXIT_RATE_LIMITED, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-
-def _err(text: str) -> None:
-    print(f"tierbench: {text}", file=sys.stderr)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -167,10 +164,10 @@ def main(argv: list[str] | None = None) -> int:
 
             return cmd_batch(args, requested_config(args))
     except KeyboardInterrupt:
-        _err("interrupted")
+        print_error("interrupted")
         return EXIT_INTERRUPTED
     except OSError as exc:  # disk full, permissions: say what failed instead of a traceback
-        _err(f"{exc.strerror or exc} ({exc.filename or 'file'}); nothing completed was lost. "
+        print_error(f"{exc.strerror or exc} ({exc.filename or 'file'}); nothing completed was lost. "
              "Free space or fix permissions, then run the same command again.")
         return EXIT_ERROR
     return EXIT_ERROR

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tierbench.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, print_error
 from tierbench.config import ExtensionError
 from tierbench.experiment import (ExperimentError, OpenedExperiment, backup_aside, experiment_root,
                                   new_config, reopen_experiment, start_experiment)
@@ -19,11 +20,7 @@ from tierbench.spec import SpecError, load_test
 from tierbench.store.layout import ExperimentLayout
 from tierbench.store.lock import ExperimentLock, LockHeld
 
-EXIT_OK, EXIT_ERROR, EXIT_RATE_LIMITED, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-
-def _err(text: str) -> None:
-    print(f"tierbench: {text}", file=sys.stderr, flush=True)
 
 
 class _TolerantStream:
@@ -100,11 +97,11 @@ def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
     try:
         opened, lock = _open_locked(args, requested)
     except LockHeld as exc:
-        _err(f"this experiment is already being run by another tierbench process (PID {exc.pid}). "
+        print_error(f"this experiment is already being run by another tierbench process (PID {exc.pid}). "
              "Wait for it to finish, or stop it first.")
         return EXIT_ERROR
     except (SpecError, ExperimentError, ExtensionError) as exc:
-        _err(str(exc))
+        print_error(str(exc))
         return EXIT_ERROR
     layout, config = opened.layout, opened.config
     progress = make_progress(quiet=args.quiet, stream=sys.stderr, parallel=config.parallel)
@@ -123,7 +120,7 @@ def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
         finally:
             progress.stop()
     except StoreWriteError as exc:
-        _err(str(exc))
+        print_error(str(exc))
         return EXIT_ERROR
     finally:
         lock.release()
@@ -148,7 +145,7 @@ def _install_signal_handlers(coordinator: Any) -> None:
     def handle(signum: int, _frame: Any) -> None:
         hits["count"] += 1
         if hits["count"] == 1:
-            _err(f"{signal.Signals(signum).name}: stopping; in-flight runs go back to pending "
+            print_error(f"{signal.Signals(signum).name}: stopping; in-flight runs go back to pending "
                  "(press Ctrl+C again to exit at once)")
             coordinator.request_stop()
         else:
@@ -180,7 +177,7 @@ def _write_report_quietly(root: Path) -> None:
 
         write_report(root)
     except Exception as exc:  # the experiment itself succeeded; say what went wrong with the report
-        _err(f"report failed ({type(exc).__name__}: {exc}); rerun with: tierbench report {root}")
+        print_error(f"report failed ({type(exc).__name__}: {exc}); rerun with: tierbench report {root}")
 
 
 def cmd_status(exp_dir: Path, *, as_json: bool) -> int:
@@ -189,7 +186,7 @@ def cmd_status(exp_dir: Path, *, as_json: bool) -> int:
     try:
         status = experiment_status(ExperimentLayout(Path(exp_dir).resolve()))
     except ExperimentError as exc:
-        _err(str(exc))
+        print_error(str(exc))
         return EXIT_ERROR
     print(json.dumps(status, indent=2, default=str) if as_json else format_status(status))
     return EXIT_OK
@@ -200,7 +197,7 @@ def cmd_check(exp_dir: Path) -> int:
 
     layout = ExperimentLayout(Path(exp_dir).resolve())
     if not layout.config_file.exists() and not layout.checkpoint.exists():
-        _err(f"{layout.root} is not an experiment directory (no config/experiment.json)")
+        print_error(f"{layout.root} is not an experiment directory (no config/experiment.json)")
         return EXIT_ERROR
     problems = check_experiment(layout)
     if not problems:
@@ -218,10 +215,10 @@ def cmd_repair(path: Path) -> int:
     try:
         report = repair_experiment(Path(path))
     except LockHeld as exc:
-        _err(f"a tierbench process (PID {exc.pid}) is running this experiment; repair it after that ends")
+        print_error(f"a tierbench process (PID {exc.pid}) is running this experiment; repair it after that ends")
         return EXIT_ERROR
     except (OSError, ValueError) as exc:
-        _err(f"repair failed: {exc}")
+        print_error(f"repair failed: {exc}")
         return EXIT_ERROR
     print(format_repair_report(report))
     return EXIT_OK
@@ -233,15 +230,15 @@ def cmd_report(path: Path, out: Path | None, formats: str) -> int:
     wanted = {f.strip() for f in formats.split(",") if f.strip()}
     unknown = wanted - {"md", "html", "json", "csv"}
     if unknown:
-        _err(f"--format: unknown format(s) {sorted(unknown)}; use md,html,json,csv")
+        print_error(f"--format: unknown format(s) {sorted(unknown)}; use md,html,json,csv")
         return EXIT_ERROR
     if not Path(path).is_dir():
-        _err(f"{path}: not a directory (pass an experiment or batch results directory)")
+        print_error(f"{path}: not a directory (pass an experiment or batch results directory)")
         return EXIT_ERROR
     try:
         written = write_report(Path(path), out, wanted)
     except (OSError, ValueError) as exc:
-        _err(f"report failed: {exc}")
+        print_error(f"report failed: {exc}")
         return EXIT_ERROR
     for file in written:
         print(file)

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from tierbench.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_RATE_LIMITED
 from tierbench.agents import get_agent
 from tierbench.agents.base import Agent
 from tierbench.config import ExperimentConfig
@@ -31,7 +32,6 @@ from tierbench.store.atomic import atomic_write_json
 from tierbench.store.layout import ExperimentLayout
 from tierbench.store.state import StateStore
 
-EXIT_OK, EXIT_ERROR, EXIT_RATE_LIMITED, EXIT_INTERRUPTED = 0, 1, 2, 130
 _POLL_SECONDS = 0.25
 
 
