@@ -37,7 +37,7 @@ from tierbench.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_RATE
 from tierbench.batch_summary import (SUMMARY_FILE,
                                      BatchOptions, BatchProgress, BatchSummary, SummaryWriter, TestResult,
                                      completed_result, exit_code, load_summary, needs_run, print_outcome)
-from tierbench.batch_summary import local_time as _local
+from tierbench.ratelimit import local_reset_time
 from tierbench.experiment import backup_aside
 from tierbench.store.lock import ExperimentLock, LockHeld
 
@@ -324,7 +324,7 @@ class BatchRunner:
             return completed_result(exp_dir, base)
         if code == EXIT_RATE_LIMITED:
             until = rate_limit_until(exp_dir)
-            note = f"rate limited until {_local(until)}" if until else "rate limited"
+            note = f"rate limited until {local_reset_time(until)}" if until else "rate limited"
             return TestResult(status="rate_limited", error=tail or note, **base)
         if code in INTERRUPTED_CODES or (code < 0 and self.interrupted.is_set()):  # < 0: killed after the grace
             return TestResult(status="interrupted", error=tail or "interrupted", **base)
@@ -337,7 +337,7 @@ class BatchRunner:
         with self._lock:
             if self._hold_until is None or until > self._hold_until:
                 self._hold_until = until
-        self.progress.message(f"{test_id}: rate limited; no test starts before {_local(until)}, "
+        self.progress.message(f"{test_id}: rate limited; no test starts before {local_reset_time(until)}, "
                               "then it resumes")
 
     def _wait_for_launch(self) -> bool:

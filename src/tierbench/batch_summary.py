@@ -20,6 +20,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from tierbench.ratelimit import local_reset_time
 from tierbench.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_RATE_LIMITED, print_error
 from tierbench.config import CLI_FIELDS
 from tierbench.store.atomic import atomic_write_json
@@ -194,10 +195,6 @@ class SummaryWriter:
 
 
 
-def local_time(moment: datetime) -> str:
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
-
-
 def needs_run(entry: TestResult | None, retry_errors: bool) -> bool:
     """Resume rule: pass/fail never rerun, error only with --retry-errors, the rest always."""
     if entry is None or entry.status in ("rate_limited", "interrupted"):
@@ -259,7 +256,7 @@ def print_outcome(code: int, entries: list[TestResult | None], rate_limit: tuple
         print_error("Interrupted. Run the same command again; it resumes where it left off.")
     elif code == EXIT_RATE_LIMITED:
         until, test_id = rate_limit or (None, "")
-        when = f" until {local_time(until)}" if until else ""
+        when = f" until {local_reset_time(until)}" if until else ""
         print_error(f"Rate limited{when}{f' ({test_id})' if test_id else ''}. Run the same command again after that; "
              "it resumes where it left off.")
     if counts["error"]:

@@ -18,7 +18,7 @@ from typing import Any
 from tierbench.config import (ExperimentConfig, describe_ignored, diff_config, extend_config, load_config,
                               save_config)
 from tierbench.spec import LoadedTest, SpecError, load_test
-from tierbench.store.layout import ExperimentLayout
+from tierbench.store.layout import ExperimentLayout, backup_path
 
 
 class ExperimentError(Exception):
@@ -40,11 +40,7 @@ def _timestamp() -> str:
 
 def backup_aside(path: Path) -> Path:
     """Move `path` to `<path>.backup-<UTC time>` (never overwriting an earlier backup)."""
-    target = path.with_name(f"{path.name}.backup-{_timestamp()}")
-    counter = 1
-    while target.exists():
-        counter += 1
-        target = path.with_name(f"{path.name}.backup-{_timestamp()}-{counter}")
+    target = backup_path(path, _timestamp(), tag="backup")
     os.replace(path, target)
     return target
 

@@ -358,3 +358,8 @@ def detect_http(status: int, headers: Mapping[str, str], body: str | dict | None
     resets = _header_resets(headers or {}, now)
     return _info(kind, source, message, [_text(error.get("message")), text], now, default_wait,
                  max(resets) if resets else None)
+
+
+def local_reset_time(moment: datetime) -> str:
+    """A reset time as users read it in "Rate limited until ..." messages: their local zone."""
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -27,6 +27,7 @@ from tierbench.models import RateLimitInfo, RunKey, RunResult, RunStatus
 from tierbench.plan import (BestSubtest, SubtestScores, choose_best, experiment_tiers, merge_inherited,
                             plan_runs, tier_dependencies)
 from tierbench.progress import ProgressSink
+from tierbench.ratelimit import local_reset_time
 from tierbench.spec import LoadedTest, Subtest
 from tierbench.store.atomic import atomic_write_json
 from tierbench.store.layout import ExperimentLayout
@@ -69,7 +70,7 @@ class Coordinator:
     def run(self) -> Outcome:
         persisted = self._gate_until()
         if persisted is not None:  # a pause recorded by an earlier process: apply it without a request
-            self.progress.message(f"Still rate limited until {_local(persisted)} "
+            self.progress.message(f"Still rate limited until {local_reset_time(persisted)} "
                                   f"({self.store.checkpoint.rate_limit_source}); no request spent.")
         else:
             self.store.set_status("running")
@@ -191,7 +192,7 @@ class Coordinator:
         cp = self.store.checkpoint
         if not self._should_wait(until):
             self.store.close("paused_rate_limit")
-            message = (f"Rate limited until {_local(until)} ({cp.rate_limit_source}): "
+            message = (f"Rate limited until {local_reset_time(until)} ({cp.rate_limit_source}): "
                        f"{cp.rate_limit_message or 'rate limit'}. Run the same command again after that; "
                        "it resumes where it left off.")
             return Outcome(EXIT_RATE_LIMITED, message)
@@ -333,7 +334,3 @@ class Coordinator:
             "rate_limited_attempts": cp.rate_limited_attempts,
             "error_attempts": cp.error_attempts,
         })
-
-
-def _local(moment: datetime) -> str:
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
