@@ -32,7 +32,7 @@ from tests.support.fake_anthropic import (  # noqa: E402
 )
 from tierbench.agents.base import AgentContext  # noqa: E402
 from tierbench.agents.claude_code import ClaudeCodeAgent  # noqa: E402
-from tierbench.execute.process import ProcessRegistry  # noqa: E402
+from tierbench.process import ProcessRegistry  # noqa: E402
 from tierbench.models import RateLimitKind, RunKey  # noqa: E402
 from tierbench.spec import Subtest, ToolsSpec  # noqa: E402
 

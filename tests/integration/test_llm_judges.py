@@ -23,7 +23,7 @@ from tests.support.fake_llm_judges import (
     scores,
     server_error,
 )
-from tierbench.execute.process import ProcessRegistry
+from tierbench.process import ProcessRegistry
 from tierbench.judges import make_judge
 from tierbench.judges.base import CommandCheckResult, JudgeContext, JudgeRateLimited
 from tierbench.judges.consensus import consensus

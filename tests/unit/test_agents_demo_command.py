@@ -18,7 +18,7 @@ from tierbench.agents.base import AgentContext
 from tierbench.agents.command import CommandAgent, redact_env
 from tierbench.agents.demo import DemoAgent, success_probability
 from tierbench.agents.jsonresult import apply_result_fields, parse_result_json
-from tierbench.execute.process import ProcessRegistry
+from tierbench.process import ProcessRegistry
 from tierbench.models import AgentOutcome, RunKey
 from tierbench.spec import Subtest
 

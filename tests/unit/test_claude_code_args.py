@@ -15,7 +15,7 @@ import pytest
 from tierbench.agents import claude_code
 from tierbench.agents.base import AgentContext
 from tierbench.agents.claude_code import ClaudeCodeAgent, build_command, resolve_binary, thinking_args
-from tierbench.execute.process import ProcessRegistry
+from tierbench.process import ProcessRegistry
 from tierbench.models import RateLimitKind, RunKey
 from tierbench.spec import Subtest, ToolsSpec
 

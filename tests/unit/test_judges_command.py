@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tierbench.execute.process import ProcessRegistry
+from tierbench.process import ProcessRegistry
 from tierbench.judges.base import CommandCheckResult, JudgeContext
 from tierbench.judges.command import OUTPUT_TAIL_BYTES, CommandJudge, run_command_checks
 from tierbench.models import RunKey

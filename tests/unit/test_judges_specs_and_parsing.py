@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tierbench.execute.process import ProcessRegistry
+from tierbench.process import ProcessRegistry
 from tierbench.judges import make_judge, validate_judge_spec
 from tierbench.judges.base import CommandCheckResult, JudgeContext
 from tierbench.judges.command import CommandJudge

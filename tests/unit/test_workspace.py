@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from tierbench.execute.workspace import commit_subtest_files, capture_diff, create_worktree, forget_stale_worktrees
+from tierbench.run.workspace import commit_subtest_files, capture_diff, create_worktree, forget_stale_worktrees
 
 
 def _repo(tmp_path):

@@ -72,7 +72,7 @@ from pathlib import Path
 from tierbench.agents.base import AgentContext
 from tierbench.agents.command import outcome_from_process, read_log, write_command_record
 from tierbench.agents.jsonresult import apply_result_fields, parse_result_json
-from tierbench.execute.process import ProcessRegistry, run_process
+from tierbench.process import ProcessRegistry, run_process
 from tierbench.models import AgentOutcome, RateLimitInfo
 
 BIN_ENV = "TIERBENCH_CLAUDE_BIN"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tierbench.agents.base import AgentContext
 from tierbench.agents.jsonresult import apply_result_fields, parse_result_json
-from tierbench.execute.process import ProcessOutcome, ProcessRegistry, run_process
+from tierbench.process import ProcessOutcome, ProcessRegistry, run_process
 from tierbench.models import AgentOutcome, RateLimitInfo
 from tierbench.store.atomic import atomic_write_text
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the child process must start without pydantic, so no runtime imports
     from tierbench.agents.base import AgentContext
-    from tierbench.execute.process import ProcessRegistry
+    from tierbench.process import ProcessRegistry
     from tierbench.models import AgentOutcome
 
 # Base success probability per tier; within a tier each subtest id step adds a little, so that
@@ -83,7 +83,7 @@ class DemoAgent:
         # Imported here so the child process (`-m tierbench.agents.demo`) starts without pydantic.
         from tierbench.agents.command import outcome_from_process, read_log, write_command_record
         from tierbench.agents.jsonresult import apply_result_fields, parse_result_json
-        from tierbench.execute.process import run_process
+        from tierbench.process import run_process
         from tierbench.models import AgentOutcome
 
         try:

@@ -19,9 +19,9 @@ from tierbench.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_RATE
 from tierbench.agents import get_agent
 from tierbench.agents.base import Agent
 from tierbench.config import ExperimentConfig
-from tierbench.execute.process import ProcessRegistry
-from tierbench.execute.run import RunRequest, execute_run
-from tierbench.execute.workspace import forget_stale_worktrees, prepare_base_repo
+from tierbench.process import ProcessRegistry
+from tierbench.run.attempt import RunRequest, execute_run
+from tierbench.run.workspace import forget_stale_worktrees, prepare_base_repo
 from tierbench.judges import make_judge
 from tierbench.models import RateLimitInfo, RunKey, RunResult, RunStatus
 from tierbench.plan import (BestSubtest, SubtestScores, choose_best, experiment_tiers, merge_inherited,

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from tierbench.execute.process import ProcessRegistry
+from tierbench.process import ProcessRegistry
 from tierbench.models import JudgeResult, RateLimitInfo, RunKey
 from tierbench.spec import Rubric
 

@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from tierbench.execute.process import ProcessRegistry, run_process
+from tierbench.process import ProcessRegistry, run_process
 from tierbench.judges.base import CommandCheckResult, JudgeContext
 from tierbench.judges.rubric import rubric_score
 from tierbench.models import ItemScore, JudgeResult, grade_for

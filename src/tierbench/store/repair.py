@@ -230,7 +230,7 @@ def repair_experiment(path: Path) -> RepairReport:
         if temp_files:
             fixed.append(f"removed {len(temp_files)} leftover temp file(s)")
         if layout.repo.is_dir():
-            from tierbench.execute.workspace import forget_stale_worktrees
+            from tierbench.run.workspace import forget_stale_worktrees
 
             # prune skips worktrees locked by a `git worktree add` that was killed midway
             forgotten = forget_stale_worktrees(layout.repo)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from tierbench.agents.base import Agent, AgentContext
 from tierbench.config import ExperimentConfig
-from tierbench.execute.process import ProcessRegistry
-from tierbench.execute.workspace import capture_diff, commit_subtest_files, create_worktree, remove_worktree
+from tierbench.process import ProcessRegistry
+from tierbench.run.workspace import capture_diff, commit_subtest_files, create_worktree, remove_worktree
 from tierbench.judges.base import Judge, JudgeContext, JudgeRateLimited
 from tierbench.judges.command import run_command_checks
 from tierbench.judges.consensus import consensus
