@@ -93,6 +93,9 @@ class TokenStats(BaseModel):
     output_tokens: int = 0
     cache_creation_tokens: int = 0
     cache_read_tokens: int = 0
+    # Reasoning tokens as the agent reports them. OpenAI-style APIs count them inside output_tokens,
+    # so they are shown on their own and never added to the total a second time.
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -104,7 +107,22 @@ class TokenStats(BaseModel):
             output_tokens=self.output_tokens + other.output_tokens,
             cache_creation_tokens=self.cache_creation_tokens + other.cache_creation_tokens,
             cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
         )
+
+
+CostSource = Literal["agent", "price_table", "unknown"]
+
+
+class ToolUsage(BaseModel):
+    """What the agent used during a run, counted from its transcript: the ablation's manipulation check
+    ("T1 offered skill X; 7 of 10 runs invoked it"). Names are the agent's own tool names."""
+
+    tool_calls: dict[str, int] = Field(default_factory=dict)  # every tool call by tool name
+    skills: dict[str, int] = Field(default_factory=dict)  # skills invoked, by skill name
+    subagents: dict[str, int] = Field(default_factory=dict)  # sub-agents started, by agent name
+    mcp_tools: dict[str, int] = Field(default_factory=dict)  # MCP tool calls, by server/tool name
+    turns: int | None = None
 
 
 class RateLimitKind(str, Enum):
@@ -130,7 +148,9 @@ class AgentOutcome(BaseModel):
     duration_seconds: float = 0.0
     token_stats: TokenStats = Field(default_factory=TokenStats)
     cost_usd: float = 0.0
+    cost_source: CostSource = "unknown"
     num_turns: int | None = None
+    usage: ToolUsage = Field(default_factory=ToolUsage)
     is_error: bool = False
     api_error_status: int | None = None
     result_text: str = ""
@@ -176,8 +196,10 @@ class RunResult(BaseModel):
     total_tokens: int = 0
     cost_usd: float = 0.0  # agent cost plus judge cost
     agent_cost_usd: float = 0.0
+    agent_cost_source: CostSource = "unknown"
     judge_cost_usd: float = 0.0
     num_turns: int | None = None
+    usage: ToolUsage = Field(default_factory=ToolUsage)
     duration_seconds: float = 0.0
     agent_duration_seconds: float = 0.0
     judge_duration_seconds: float = 0.0

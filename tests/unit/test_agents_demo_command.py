@@ -142,7 +142,7 @@ def test_apply_result_fields_maps_usage_cost_and_flags():
     outcome = apply_result_fields(AgentOutcome(exit_code=0), {**RESULT, "is_error": True,
                                                               "api_error_status": 429})
     assert outcome.token_stats.model_dump() == {"input_tokens": 10, "output_tokens": 20,
-                                                "cache_creation_tokens": 30, "cache_read_tokens": 40}
+                                                "cache_creation_tokens": 30, "cache_read_tokens": 40, "reasoning_tokens": 0}
     assert (outcome.cost_usd, outcome.num_turns, outcome.is_error) == (0.12, 4, True)
     assert (outcome.api_error_status, outcome.result_text, outcome.exit_code) == (429, "done", 0)
     legacy = apply_result_fields(AgentOutcome(), {"cost_usd": 0.5})

@@ -33,6 +33,10 @@ class AgentContext:
     registry: ProcessRegistry
     default_rate_limit_wait: float = 60.0
     test_id: str = ""
+    # The run's private home/config directory, created empty for each attempt. An adapter writes the
+    # agent's configuration there and points HOME (and the agent's own config variables) at it, so
+    # nothing of the researcher's own set-up reaches the agent. None only in unit tests.
+    home: Path | None = None
     base_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
 

@@ -81,6 +81,7 @@ def apply_result_fields(outcome: AgentOutcome, result: dict[str, Any]) -> AgentO
     cost = result.get("total_cost_usd", result.get("cost_usd"))
     if cost is not None:
         update["cost_usd"] = _as_float(cost)
+        update["cost_source"] = "agent"
     if result.get("num_turns") is not None:
         update["num_turns"] = _as_int(result["num_turns"])
     if "is_error" in result:
