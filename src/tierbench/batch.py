@@ -137,7 +137,8 @@ def child_command(test_dir: Path, results_dir: Path, options: BatchOptions) -> l
                "--agent": options.agent, "--model": options.model, "--timeout": options.timeout_seconds,
                "--thinking": options.thinking, "--seed": options.seed,
                "--on-rate-limit": options.on_rate_limit, "--max-wait": options.max_wait_seconds,
-               "--rate-limit-wait": options.default_rate_limit_wait_seconds}
+               "--rate-limit-wait": options.default_rate_limit_wait_seconds,
+               "--sandbox": options.sandbox}
     for flag, value in singles.items():
         if value is not None and value != "":
             cmd.append(f"{flag}={value}")  # '=' so a value starting with '-' is not read as a flag

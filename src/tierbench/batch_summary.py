@@ -53,6 +53,7 @@ class BatchOptions(BaseModel):
     on_rate_limit: Literal["wait", "exit"] | None = None
     max_wait_seconds: float | None = None
     default_rate_limit_wait_seconds: float | None = None
+    sandbox: Literal["auto", "bwrap", "none"] | None = None
 
     @classmethod
     def from_requested(cls, requested: dict[str, Any]) -> "BatchOptions":

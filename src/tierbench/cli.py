@@ -70,6 +70,8 @@ def add_experiment_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-wait", dest="max_wait_seconds", type=_duration, default=None)
     parser.add_argument("--rate-limit-wait", dest="default_rate_limit_wait_seconds", type=_duration, default=None,
                         help="wait used when a rate limit names no reset time (default 60s)")
+    parser.add_argument("--sandbox", choices=["auto", "bwrap", "none"], default=None,
+                        help="confine agents and checks with bubblewrap (default auto: when it works here)")
     parser.add_argument("--fresh", action="store_true", help="move the old results aside and start anew")
 
 
@@ -88,7 +90,7 @@ def requested_config(args: argparse.Namespace) -> dict[str, Any]:
     """The config fields the user actually gave (None for the rest)."""
     fields = ["tiers", "runs_per_subtest", "max_subtests", "agent", "agent_options", "model", "judges",
               "parallel", "timeout_seconds", "thinking", "keep_workspaces", "seed", "on_rate_limit",
-              "max_wait_seconds", "default_rate_limit_wait_seconds", "preflight", "stall_limit"]
+              "max_wait_seconds", "default_rate_limit_wait_seconds", "preflight", "stall_limit", "sandbox"]
     values = {name: getattr(args, name, None) for name in fields}
     if values["agent_options"] is not None:
         values["agent_options"] = dict(values["agent_options"])

@@ -53,12 +53,14 @@ class ExperimentConfig(BaseModel):
     default_rate_limit_wait_seconds: float = Field(default=60.0, gt=0)
     preflight: bool = True
     stall_limit: int = Field(default=5, gt=0)
+    sandbox: Literal["auto", "bwrap", "none"] = "auto"  # auto: bubblewrap when its probe works at start
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     extensions: tuple[Extension, ...] = ()
 
     def config_hash(self) -> str:
         """Hash of what defines the results (not bookkeeping such as created_at or extensions)."""
-        payload = self.model_dump(mode="json", exclude={"created_at", "extensions", "experiment_id"})
+        # `sandbox` is left out so experiments saved before it existed keep their hash.
+        payload = self.model_dump(mode="json", exclude={"created_at", "extensions", "experiment_id", "sandbox"})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -81,6 +83,7 @@ CLI_FIELDS: dict[str, str] = {
     "default_rate_limit_wait_seconds": "--rate-limit-wait",
     "preflight": "--no-preflight",
     "stall_limit": "--stall-limit",
+    "sandbox": "--sandbox",
 }
 # Changes that only add work; allowed on an existing experiment with --extend.
 EXTENSIBLE = ("runs_per_subtest", "tiers", "max_subtests")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from tierbench.process import ProcessRegistry
+from tierbench.sandbox import SandboxPolicy
 from tierbench.models import AgentOutcome, RateLimitInfo, RunKey
 from tierbench.spec import Subtest
 
@@ -37,7 +38,13 @@ class AgentContext:
     # agent's configuration there and points HOME (and the agent's own config variables) at it, so
     # nothing of the researcher's own set-up reaches the agent. None only in unit tests.
     home: Path | None = None
+    # The environment the agent starts from: an allow-list of the host's (run/private.py) with HOME
+    # and TMPDIR pointing into the run's private space. Adapters add their own variables on top.
     base_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    # The sandbox every process of this run goes through: pass it on as
+    # `run_process(..., sandbox=ctx.sandbox)`. None (unit tests) runs unsandboxed.
+    sandbox: SandboxPolicy | None = None
+    tmp: Path | None = None  # the run's private /tmp on the host (mounted at /tmp in the sandbox)
 
 
 class Agent(Protocol):
