@@ -20,6 +20,7 @@ from tierbench.report.aggregate import (
     summarize_experiment,
 )
 from tierbench.report.schema import GRADES, BatchReport, ExperimentReport, Interval
+from tierbench.report.usage import usage_csv_rows, usage_sections
 from tierbench.store.atomic import atomic_write_bytes
 
 DEFAULT_FORMATS = frozenset({"md", "html", "json", "csv"})
@@ -320,11 +321,11 @@ def write_report(path: Path, out_dir: Path | None = None,
         report: ExperimentReport | BatchReport = summarize_experiment(data)
         scores = {t.tier: [r.judge_score for r in data.results if r.tier == t.tier
                            and r.judge_score is not None] for t in report.tiers}
-        sections = experiment_sections(report)
+        sections = experiment_sections(report) + usage_sections(data)
         make_images = {"pass_rate.png": lambda: plots.pass_rate_plot(report),
                        "scores.png": lambda: plots.score_plot(scores),
                        "cost_vs_pass_rate.png": lambda: plots.cost_plot(report)}
-        make_csvs = lambda: experiment_csvs(data, report)  # noqa: E731
+        make_csvs = lambda: {**experiment_csvs(data, report), "usage.csv": _csv(*usage_csv_rows(data))}  # noqa: E731
     elif path.is_dir() and find_experiment_dirs(path):
         experiments = load_batch(path)
         report = summarize_batch(path, experiments)
