@@ -180,7 +180,7 @@ def run_process(
         marker = registry.next_marker()
         env = {**(os.environ if env is None else env), MARKER_ENV: marker}
     if sandbox is not None and sandbox.active:
-        argv = ["/bin/sh", "-c", cmd] if shell else list(cmd)  # type: ignore[arg-type]
+        argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
         cmd, shell = sandbox.wrap(argv, cwd), False
     stdout_path.parent.mkdir(parents=True, exist_ok=True)
     stderr_path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,10 @@ API (small on purpose; the viewer and every adapter use only this):
 
     TRANSCRIPT_NAME                      "transcript.jsonl", inside the run's agent/ directory
     TranscriptEntry                      one normalised entry (see the fields below)
-    register_reader(fmt, reader)         reader(events: list[dict]) -> list[TranscriptEntry]
+    register_reader(fmt, reader, agents=())   reader(events: list[dict]) -> list[TranscriptEntry];
+                                         `agents` names the agents whose transcripts use `fmt`
+    run_transcript(agent_dir, agent)     the entries of one run (agent = RunResult.agent); what a
+                                         viewer calls ([] when the run kept no transcript)
     read_events(path) -> list[dict]      the raw events; a torn or non-JSON line is skipped
     read_transcript(path, fmt)           the entries of a transcript file ([] when it is missing)
     parse_events(events, fmt)            the entries of raw events already in memory
@@ -71,10 +74,21 @@ class TranscriptEntry(BaseModel):
 
 Reader = Callable[[list[dict[str, Any]]], list[TranscriptEntry]]
 _READERS: dict[str, Reader] = {}
+_AGENT_FORMATS: dict[str, str] = {}
 
 
-def register_reader(fmt: str, reader: Reader) -> None:
+def register_reader(fmt: str, reader: Reader, agents: tuple[str, ...] = ()) -> None:
     _READERS[fmt] = reader
+    for agent in agents:
+        _AGENT_FORMATS[agent] = fmt
+
+
+def run_transcript(agent_dir: Path, agent: str) -> list[TranscriptEntry]:
+    """The normalised transcript a run kept in `agent_dir`, read with its agent's format."""
+    fmt = _AGENT_FORMATS.get(agent)
+    if fmt is None:
+        raise ValueError(f"no transcript reader for agent {agent!r}; known: {', '.join(sorted(_AGENT_FORMATS))}")
+    return read_transcript(Path(agent_dir) / TRANSCRIPT_NAME, fmt)
 
 
 def known_formats() -> list[str]:
@@ -195,7 +209,8 @@ def read_claude_stream(events: list[dict[str, Any]]) -> list[TranscriptEntry]:
     for event in events:
         kind = event.get("type")
         parent = event.get("parent_tool_use_id") or None
-        message = event.get("message") if isinstance(event.get("message"), dict) else {}
+        raw_message = event.get("message")
+        message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
         content = message.get("content")
         if kind == "assistant":
             message_id = message.get("id")
@@ -209,9 +224,10 @@ def read_claude_stream(events: list[dict[str, Any]]) -> list[TranscriptEntry]:
                 if not isinstance(block, dict):
                     continue
                 if block.get("type") == "tool_use":
+                    tool_input = block.get("input")
                     entries.append(TranscriptEntry(
                         kind="tool_call", role="assistant", tool_name=str(block.get("name") or ""),
-                        tool_id=block.get("id"), tool_input=block.get("input") if isinstance(block.get("input"), dict) else {},
+                        tool_id=block.get("id"), tool_input=tool_input if isinstance(tool_input, dict) else {},
                         usage=usage, message_id=message_id, parent_id=parent))
                 elif block.get("type") in ("text", "thinking"):
                     text = block.get("text") if block.get("type") == "text" else block.get("thinking")
@@ -245,4 +261,5 @@ def is_claude_stream(events: list[dict[str, Any]]) -> bool:
     return any(e.get("type") in ("assistant", "user") and isinstance(e.get("message"), dict) for e in events)
 
 
-register_reader("claude-code", read_claude_stream)
+# The command agent keeps a transcript only when its command prints this stream; demo writes it.
+register_reader("claude-code", read_claude_stream, agents=("claude-code", "command", "demo"))

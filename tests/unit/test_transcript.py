@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tierbench.transcript import (TranscriptEntry, count_usage, known_formats, parse_events, read_events,
-                                  read_transcript, register_reader)
+                                  read_transcript, register_reader, run_transcript)
 
 
 def _assistant(message_id: str, *blocks: dict, parent: str | None = None, usage: dict | None = None) -> dict:
@@ -81,6 +81,8 @@ def test_read_events_skips_torn_and_non_json_lines(tmp_path: Path):
     assert len(read_events(path)) == 4
     assert count_usage(read_transcript(path, "claude-code")).skills == {"debug-small-bug": 1}
     assert read_transcript(tmp_path / "missing.jsonl", "claude-code") == []
+    for agent in ("claude-code", "command", "demo"):
+        assert len(run_transcript(tmp_path, agent)) == 3  # text, Skill call, its result
 
 
 def test_reader_registry():
@@ -91,6 +93,8 @@ def test_reader_registry():
     def reader(events):
         return [TranscriptEntry(kind="tool_call", role="assistant", tool_name=e["tool"]) for e in events]
 
-    register_reader("test-format", reader)
+    register_reader("test-format", reader, agents=("test-agent",))
+    with pytest.raises(ValueError, match="no transcript reader for agent"):
+        run_transcript(Path("."), "unknown-agent")
     usage = count_usage(parse_events([{"tool": "Skill"}, {"tool": "shell"}], "test-format"))
     assert usage.tool_calls == {"Skill": 1, "shell": 1} and usage.skills == {"?": 1}
