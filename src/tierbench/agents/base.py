@@ -3,6 +3,15 @@
 `--agent-opt` options belong to the experiment's agent; a subtest that names another agent runs
 it with that agent's defaults. An adapter drives one agent once in a prepared workspace and reports an `AgentOutcome`. It writes
 only inside `ctx.agent_dir` (prompt.md, stdout.log, stderr.log, command.json) and the workspace.
+
+What every adapter does for a hermetic, observable run:
+  * start from `ctx.base_env` (an allow-list of the host's, HOME/TMPDIR/XDG_* already in the run's
+    private home) and point the agent's own config dir into `ctx.home` (Claude Code:
+    CLAUDE_CONFIG_DIR); write there only what the subtest specifies; report copied credential
+    files in `AgentOutcome.carried_files` (names only);
+  * start every process with `run_process(..., registry=ctx.registry, sandbox=ctx.sandbox)`;
+  * keep the agent's raw event stream as `agent/transcript.jsonl`, register a reader for its format
+    in tierbench.transcript, and set `AgentOutcome.usage = count_usage(entries)`.
 """
 
 from __future__ import annotations
