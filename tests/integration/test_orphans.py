@@ -21,6 +21,7 @@ import yaml
 
 from tests.support.cli import cli_env, completed_runs, run_cli, start_cli
 from tests.support.testdirs import FIXED, make_test_dir
+from tierbench.reaper import experiment_prefix
 from tierbench.sandbox import find_bwrap, probe_bwrap
 
 AGENT = r'''
@@ -51,6 +52,20 @@ def _probe_processes(token: str) -> list[int]:
         except OSError:
             continue
         if wanted in environ.split(b"\0") and stat[stat.rindex(b")") + 2:][:1] not in (b"Z", b"X"):
+            found.append(int(name))
+    return found
+
+
+def _reapers(exp: Path) -> list[int]:
+    """Reaper processes of this experiment's coordinators (their argv names the session)."""
+    prefix = experiment_prefix(exp).encode()
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            argv = Path(f"/proc/{name}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"tierbench.reaper" in argv and any(arg.startswith(prefix) for arg in argv):
             found.append(int(name))
     return found
 
@@ -110,6 +125,8 @@ def test_sigkill_of_coordinator_leaves_no_process_and_resume_completes(tmp_path,
         except ProcessLookupError:
             pass
     assert gone, f"still alive {time.monotonic() - killed_at:.1f}s after the SIGKILL: {survivors}"
+    # The reaper did its job and left too.
+    assert _wait_until(lambda: not _reapers(exp), KILL_DEADLINE_SECONDS), _reapers(exp)
 
     release.write_text("go\n")
     resumed = run_cli(*args, env=cli_env(), timeout=240)
