@@ -20,7 +20,7 @@ from tierbench.report.aggregate import (
     summarize_experiment,
 )
 from tierbench.report.schema import GRADES, BatchReport, ExperimentReport, Interval
-from tierbench.report.usage import usage_csv_rows, usage_sections
+from tierbench.report.usage import usage_csv_rows, usage_report
 from tierbench.store.atomic import atomic_write_bytes
 
 DEFAULT_FORMATS = frozenset({"md", "html", "json", "csv"})
@@ -302,6 +302,11 @@ def batch_csvs(rep: BatchReport, experiments: list[tuple[ExperimentData, Experim
     }
 
 
+def _usage_section(data: ExperimentData) -> Section:
+    title, text, tables = usage_report(data)  # report/usage.py: what the agents used
+    return Section(title, text=text, tables=[Table(headers, rows) for headers, rows in tables])
+
+
 def write_report(path: Path, out_dir: Path | None = None,
                  formats: Iterable[str] = DEFAULT_FORMATS) -> list[Path]:
     """Write the report of an experiment dir or a batch dir; return the files written, in order.
@@ -321,7 +326,7 @@ def write_report(path: Path, out_dir: Path | None = None,
         report: ExperimentReport | BatchReport = summarize_experiment(data)
         scores = {t.tier: [r.judge_score for r in data.results if r.tier == t.tier
                            and r.judge_score is not None] for t in report.tiers}
-        sections = experiment_sections(report) + usage_sections(data)
+        sections = experiment_sections(report) + [_usage_section(data)]
         make_images = {"pass_rate.png": lambda: plots.pass_rate_plot(report),
                        "scores.png": lambda: plots.score_plot(scores),
                        "cost_vs_pass_rate.png": lambda: plots.cost_plot(report)}

@@ -7,7 +7,7 @@ name): how many of the subtest's runs used it at least once, and how many calls 
 still gets its row (0 of N): that is the finding the table exists for.
 
     usage_rows(data) -> list[UsageRow]
-    usage_section_parts(data) -> (text lines, headers, rows) for the report renderer
+    usage_report(data) -> (title, text lines, tables) for the report renderer
     usage_csv_rows(data) -> (headers, rows) for usage.csv
 """
 
@@ -158,16 +158,15 @@ def tool_call_summary(data: "ExperimentData") -> list[list[str]]:
     return lines
 
 
-def usage_sections(data: "ExperimentData") -> list:
-    """The report section "What the agents used" (tables for report.md and report.html)."""
-    from tierbench.report.render import Section, Table
+USAGE_TITLE = "What the agents used"
 
+
+def usage_report(data: "ExperimentData") -> tuple[str, list[str], list[tuple[list[str], list[list[str]]]]]:
+    """(title, text lines, tables as (headers, rows)) of the report section; render.py lays it out."""
     text, headers, rows = usage_section_parts(data)
-    section = Section("What the agents used", text=text)
-    if rows:
-        section.tables.append(Table(headers, rows))
+    tables = [(headers, rows)] if rows else []
     summary = tool_call_summary(data)
     if summary and any(row[3] != "0.0" for row in summary):
-        section.tables.append(Table(["Tier", "Subtest", "Runs", "Tool calls per run", "Turns per run",
-                                     "Most used tools (calls)"], summary))
-    return [section]
+        tables.append((["Tier", "Subtest", "Runs", "Tool calls per run", "Turns per run",
+                        "Most used tools (calls)"], summary))
+    return USAGE_TITLE, text, tables
