@@ -34,22 +34,22 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from tierbench.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_RATE_LIMITED, print_error
-from tierbench.batch_summary import (SUMMARY_FILE,
-                                     BatchOptions, BatchProgress, BatchSummary, SummaryWriter, TestResult,
-                                     completed_result, exit_code, load_summary, needs_run, print_outcome)
+from tierbench.batch_summary import (SUMMARY_FILE, BatchProgress, BatchSummary, SummaryWriter, TestResult,
+                                     completed_result, exit_code, ignored_options, load_summary, needs_run, print_outcome)
 from tierbench.ratelimit import local_reset_time
+from tierbench.errors import TierbenchError
 from tierbench.experiment import backup_aside
+from tierbench.options import GivenOptions, child_argv, should_wait
+from tierbench.spec import SpecError, load_test
 from tierbench.store.lock import ExperimentLock, LockHeld
 
 INTERRUPTED_CODES = (EXIT_INTERRUPTED, -signal.SIGINT, -signal.SIGTERM)
-DEFAULT_MAX_WAIT = 6 * 3600.0
-DEFAULT_RATE_LIMIT_WAIT = 60.0  # a child exited 2 but its checkpoint names no reset time
 INTERRUPT_GRACE = 60.0  # after a first signal, children get this long to checkpoint before SIGKILL
 STDERR_TAIL_LINES = 6
 _POLL = 0.2
 
 
-class BatchError(Exception):
+class BatchError(TierbenchError):
     """The batch cannot start as asked; the message says why."""
 
 
@@ -66,8 +66,6 @@ class BatchTest:
 
 def discover_tests(tests_dir: Path) -> list[BatchTest]:
     """Subdirectories holding test.yaml, validated; an invalid one keeps its error (not raised)."""
-    from tierbench.spec import load_test
-
     tests_dir = Path(tests_dir)
     if not tests_dir.is_dir():
         raise BatchError(f"{tests_dir}: not a directory of tests")
@@ -76,9 +74,10 @@ def discover_tests(tests_dir: Path) -> list[BatchTest]:
         try:
             loaded = load_test(test_dir)
             test = BatchTest(loaded.spec.id, test_dir, loaded.spec.task.timeout_seconds)
-        except Exception as exc:  # SpecError names file, field and fix; anything else is still this test's
-            text = str(exc) if exc.__class__.__name__ == "SpecError" else f"{type(exc).__name__}: {exc}"
-            test = BatchTest(_raw_id(test_dir), test_dir, 0, error=text)
+        except SpecError as exc:  # names file, field and fix
+            test = BatchTest(_raw_id(test_dir), test_dir, 0, error=str(exc))
+        except Exception as exc:  # anything else is still this test's error, not the batch's
+            test = BatchTest(_raw_id(test_dir), test_dir, 0, error=f"{type(exc).__name__}: {exc}")
         if test.test_id in seen:
             test = BatchTest(test.test_id, test_dir, 0, error=(
                 f"{test_dir}: test id {test.test_id!r} is also used by {seen[test.test_id]}; "
@@ -128,25 +127,10 @@ def assign_threads(tests: list[BatchTest], threads: int) -> dict[int, list[Batch
     return plan
 
 
-def child_command(test_dir: Path, results_dir: Path, options: BatchOptions) -> list[str]:
+def child_command(test_dir: Path, results_dir: Path, options: GivenOptions) -> list[str]:
     """`tierbench run` for one test with only the options the batch was given."""
-    cmd = [sys.executable, "-m", "tierbench.cli", "run", str(test_dir), "--results-dir", str(results_dir)]
-    if options.tiers:
-        cmd += ["--tiers", *options.tiers]
-    singles = {"--runs": options.runs_per_subtest, "--max-subtests": options.max_subtests,
-               "--agent": options.agent, "--model": options.model, "--timeout": options.timeout_seconds,
-               "--thinking": options.thinking, "--seed": options.seed,
-               "--on-rate-limit": options.on_rate_limit, "--max-wait": options.max_wait_seconds,
-               "--rate-limit-wait": options.default_rate_limit_wait_seconds}
-    for flag, value in singles.items():
-        if value is not None and value != "":
-            cmd.append(f"{flag}={value}")  # '=' so a value starting with '-' is not read as a flag
-    for key, value in (options.agent_options or {}).items():
-        cmd.append(f"--agent-opt={key}={value}")
-    for judge in options.judges or []:
-        if judge:
-            cmd.append(f"--judge={judge}")
-    return cmd + ["--quiet"]
+    return [sys.executable, "-m", "tierbench.cli", "run", str(test_dir), "--results-dir", str(results_dir),
+            *child_argv(options.values()), "--quiet"]
 
 
 # -- rate limits ------------------------------------------------------------------------------------
@@ -165,12 +149,10 @@ def rate_limit_until(exp_dir: Path) -> datetime | None:
     return moment
 
 
-def should_wait(options: BatchOptions, until: datetime | None) -> bool:
-    policy = options.on_rate_limit
-    if policy is not None:
-        return policy == "wait"
-    left = (until - datetime.now(timezone.utc)).total_seconds() if until else DEFAULT_RATE_LIMIT_WAIT
-    return left <= (options.max_wait_seconds if options.max_wait_seconds is not None else DEFAULT_MAX_WAIT)
+def batch_should_wait(options: GivenOptions, until: datetime | None) -> bool:
+    """The experiments' own wait policy, with the batch's saved options."""
+    return should_wait(options.get("on_rate_limit"), options.get("max_wait_seconds"), until,
+                       default_wait=options.get("default_rate_limit_wait_seconds"))
 
 
 # -- children ---------------------------------------------------------------------------------------
@@ -216,7 +198,7 @@ class Children:
 
 
 class BatchRunner:
-    def __init__(self, results_dir: Path, options: BatchOptions, writer: SummaryWriter,
+    def __init__(self, results_dir: Path, options: GivenOptions, writer: SummaryWriter,
                  progress: BatchProgress):
         self.results_dir, self.options, self.writer, self.progress = results_dir, options, writer, progress
         self.children = Children()
@@ -282,8 +264,8 @@ class BatchRunner:
             wall = time.monotonic() - started
             if code == EXIT_RATE_LIMITED:
                 until = rate_limit_until(exp_dir)
-                if should_wait(self.options, until) and not self.interrupted.is_set():
-                    self.hold(until or datetime.now(timezone.utc) + timedelta(seconds=DEFAULT_RATE_LIMIT_WAIT),
+                if batch_should_wait(self.options, until) and not self.interrupted.is_set():
+                    self.hold(until or datetime.now(timezone.utc) + timedelta(seconds=self.options.get("default_rate_limit_wait_seconds")),
                                test.test_id)
                     continue  # rerun the child once the reset has passed: it resumes its experiment
                 with self._lock:  # remember the latest reset: that is when a rerun can go on
@@ -351,7 +333,7 @@ class BatchRunner:
                 if shown:
                     self.progress.paused(None)
                 return True
-            if not should_wait(self.options, until):
+            if not batch_should_wait(self.options, until):
                 with self._lock:
                     self.rate_limited = self.rate_limited or (until, "a running test")
                 return False
@@ -373,19 +355,14 @@ class BatchRunner:
 
 def cmd_batch(args: argparse.Namespace, requested: dict[str, Any]) -> int:
     results_dir = Path(args.results_dir or "results").resolve()
-    try:
-        tests = select_tests(discover_tests(args.tests_dir), args.tests)
-    except BatchError as exc:
-        print_error(str(exc))
-        return EXIT_ERROR
+    tests = select_tests(discover_tests(args.tests_dir), args.tests)
     lock = ExperimentLock(results_dir / ".batch.lock")
     try:
         lock.acquire()
     except LockHeld as exc:
         holder = f"PID {exc.pid}" if exc.pid is not None else "another process (PID unknown)"
-        print_error(f"{results_dir} is already used by another tierbench batch ({holder}). "
-             "Wait for it to finish, or stop it first.")
-        return EXIT_ERROR
+        raise BatchError(f"{results_dir} is already used by another tierbench batch ({holder})",
+                         "Wait for it to finish, or stop it first.") from None
     try:
         return _run_batch(args, requested, results_dir, tests)
     finally:
@@ -400,14 +377,10 @@ def _run_batch(args: argparse.Namespace, requested: dict[str, Any], results_dir:
         for path in [summary_path, results_dir / "thread_logs", *(results_dir / t.test_id for t in tests)]:
             if path.exists():
                 notes.append(f"--fresh: moved {path} aside to {backup_aside(path)}")
-    try:
-        summary = load_summary(summary_path)
-    except ValueError as exc:
-        print_error(str(exc))
-        return EXIT_ERROR
+    summary = load_summary(summary_path)
     if summary is None:
-        summary = BatchSummary(config=BatchOptions.from_requested(requested))
-    elif ignored := summary.config.ignored(requested):
+        summary = BatchSummary(config=GivenOptions(**requested))
+    elif ignored := ignored_options(summary.config, requested):
         notes += [f"ignored on resume: {line}" for line in ignored]
         notes.append("(the batch's saved options win; use --fresh to start anew with new ones)")
     to_run = [t for t in tests if needs_run(_entry(summary, t), args.retry_errors)]
@@ -461,7 +434,7 @@ def _preflight(runner: BatchRunner, tests: list[BatchTest]) -> None:
     if not limits:
         return
     until, test_id = max(limits)
-    if should_wait(runner.options, until):
+    if batch_should_wait(runner.options, until):
         runner.hold(until, test_id)
     else:
         runner.rate_limited = (until, test_id)

@@ -22,7 +22,8 @@ from pydantic import BaseModel, Field
 
 from tierbench.ratelimit import local_reset_time
 from tierbench.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_RATE_LIMITED, print_error
-from tierbench.config import CLI_FIELDS
+from tierbench.errors import TierbenchError
+from tierbench.options import GivenOptions, describe_ignored
 from tierbench.store.atomic import atomic_write_json
 
 SUMMARY_FILE = "batch_summary.json"
@@ -32,50 +33,6 @@ RESULT_STATUSES: tuple[str, ...] = ("pass", "fail")  # the experiment completed:
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-class BatchOptions(BaseModel):
-    """The experiment options a batch was started with; None = not given (the `run` default).
-
-    Saved in the summary; a resumed batch builds every child command from these, not from the
-    command line, so all tests of a batch share one configuration."""
-
-    tiers: list[str] | None = None
-    runs_per_subtest: int | None = None
-    max_subtests: int | None = None
-    agent: str | None = None
-    agent_options: dict[str, str] | None = None
-    model: str | None = None
-    judges: list[str] | None = None
-    timeout_seconds: int | None = None
-    thinking: str | None = None
-    seed: int | None = None
-    on_rate_limit: Literal["wait", "exit"] | None = None
-    max_wait_seconds: float | None = None
-    default_rate_limit_wait_seconds: float | None = None
-
-    @classmethod
-    def from_requested(cls, requested: dict[str, Any]) -> "BatchOptions":
-        return cls(**{name: requested.get(name) for name in cls.model_fields})
-
-    def ignored(self, requested: dict[str, Any]) -> list[str]:
-        """'--runs 5, batch uses 3' for each option given now that differs from the saved one."""
-        asked_opts = BatchOptions.from_requested(requested)
-        lines = []
-        for name in type(self).model_fields:
-            asked, saved = getattr(asked_opts, name), getattr(self, name)
-            if asked is not None and asked != saved:
-                lines.append(f"{CLI_FIELDS.get(name, name)} {_show(asked)}, batch uses "
-                             f"{_show(saved) if saved is not None else 'the default'}")
-        return lines
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, list):
-        return " ".join(map(str, value))
-    if isinstance(value, dict):
-        return " ".join(f"{k}={v}" for k, v in value.items())
-    return str(value)
 
 
 class TestResult(BaseModel):
@@ -113,7 +70,7 @@ class ThreadSummary(BaseModel):
 class BatchSummary(BaseModel):
     started_at: datetime = Field(default_factory=utcnow)  # the first invocation
     completed_at: datetime | None = None  # the end of the latest invocation; null while one runs
-    config: BatchOptions = Field(default_factory=BatchOptions)
+    config: GivenOptions = Field(default_factory=GivenOptions)  # the options the batch was started with
     threads: list[ThreadSummary] = Field(default_factory=list)
     results: list[TestResult] = Field(default_factory=list)
 
@@ -124,8 +81,21 @@ class BatchSummary(BaseModel):
         return None
 
 
+def ignored_options(saved: GivenOptions, requested: dict[str, Any]) -> list[str]:
+    """'--runs 5, batch uses 3' for each option given now that differs from the saved one. The
+    saved options win: a resumed batch builds every child from them, so all tests share them."""
+    saved_values = saved.values()
+    asked = GivenOptions(**requested).values()
+    return describe_ignored({name: (value, saved_values.get(name)) for name, value in asked.items()
+                             if value != saved_values.get(name)}, owner="batch")
+
+
+class SummaryUnreadable(TierbenchError):
+    """batch_summary.json exists but cannot be read."""
+
+
 def load_summary(path: Path) -> BatchSummary | None:
-    """The saved summary, None if there is none; ValueError if it cannot be read."""
+    """The saved summary, None if there is none; SummaryUnreadable if it cannot be read."""
     try:
         text = Path(path).read_text()
     except FileNotFoundError:
@@ -133,8 +103,8 @@ def load_summary(path: Path) -> BatchSummary | None:
     try:
         return BatchSummary.model_validate_json(text)
     except ValueError as exc:
-        raise ValueError(f"{path}: unreadable batch summary ({exc.__class__.__name__}). "
-                         "Move it aside or start anew with --fresh") from None
+        raise SummaryUnreadable(f"{path}: unreadable batch summary ({exc.__class__.__name__})",
+                                "Move it aside or start anew with --fresh") from None
 
 
 class SummaryWriter:

@@ -12,15 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tierbench.errors import TierbenchError
 from tierbench.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, print_error
-from tierbench.config import ExtensionError
 from tierbench.experiment import (ExperimentError, OpenedExperiment, backup_aside, experiment_root,
                                   new_config, reopen_experiment, start_experiment)
-from tierbench.spec import SpecError, load_test
+from tierbench.spec import load_test
 from tierbench.store.layout import ExperimentLayout
 from tierbench.store.lock import ExperimentLock, LockHeld
-
-
 
 
 class _TolerantStream:
@@ -92,17 +90,9 @@ def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
     from tierbench.execute.coordinator import Coordinator
     from tierbench.plan import plan_runs
     from tierbench.progress import make_progress
-    from tierbench.store.state import StateStore, StoreWriteError
+    from tierbench.store.state import StateStore
 
-    try:
-        opened, lock = _open_locked(args, requested)
-    except LockHeld as exc:
-        print_error(f"this experiment is already being run by another tierbench process (PID {exc.pid}). "
-             "Wait for it to finish, or stop it first.")
-        return EXIT_ERROR
-    except (SpecError, ExperimentError, ExtensionError) as exc:
-        print_error(str(exc))
-        return EXIT_ERROR
+    opened, lock = _open_locked(args, requested)
     layout, config = opened.layout, opened.config
     progress = make_progress(quiet=args.quiet, stream=sys.stderr, parallel=config.parallel)
     try:
@@ -119,9 +109,6 @@ def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
             outcome = coordinator.run()
         finally:
             progress.stop()
-    except StoreWriteError as exc:
-        print_error(str(exc))
-        return EXIT_ERROR
     finally:
         lock.release()
     if outcome.exit_code == EXIT_OK and not getattr(args, "no_report", False):
@@ -227,11 +214,13 @@ def cmd_repair(path: Path) -> int:
 def cmd_report(path: Path, out: Path | None, formats: str) -> int:
     from tierbench.report.render import write_report
 
+    from tierbench.report.render import KNOWN_FORMATS
+
     wanted = {f.strip() for f in formats.split(",") if f.strip()}
-    unknown = wanted - {"md", "html", "json", "csv"}
+    unknown = wanted - KNOWN_FORMATS
     if unknown:
-        print_error(f"--format: unknown format(s) {sorted(unknown)}; use md,html,json,csv")
-        return EXIT_ERROR
+        raise TierbenchError(f"--format: unknown format(s) {sorted(unknown)}",
+                             f"Use a comma-separated list of {','.join(sorted(KNOWN_FORMATS))}")
     if not Path(path).is_dir():
         print_error(f"{path}: not a directory (pass an experiment or batch results directory)")
         return EXIT_ERROR

@@ -15,13 +15,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tierbench.config import (ExperimentConfig, describe_ignored, diff_config, extend_config, load_config,
-                              save_config)
+from tierbench.config import ExperimentConfig, diff_config, extend_config, load_config, save_config
+from tierbench.errors import TierbenchError
+from tierbench.options import describe_ignored
 from tierbench.spec import LoadedTest, SpecError, load_test
 from tierbench.store.layout import ExperimentLayout, backup_path
 
 
-class ExperimentError(Exception):
+class ExperimentError(TierbenchError):
     """The experiment directory cannot be used as asked; the message says what to do."""
 
 

@@ -19,17 +19,18 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tierbench.errors import TierbenchError
 from tierbench.models import ALL_TIERS, DEFAULT_PASS_THRESHOLD
 
 
-class SpecError(Exception):
+class SpecError(TierbenchError):
     """A test directory is invalid. `str()` names the file, the field and the fix."""
 
     def __init__(self, path: Path | str, field: str | None, problem: str, fix: str, line: int | None = None):
-        self.path, self.field, self.problem, self.fix, self.line = str(path), field, problem, fix, line
+        self.path, self.field, self.problem, self.line = str(path), field, problem, line
         where = self.path + (f":{line}" if line else "")
         what = f" field '{field}'" if field else ""
-        super().__init__(f"{where}:{what} {problem}. Fix: {fix}")
+        super().__init__(f"{where}:{what} {problem}", f"Fix: {fix}")
 
 
 class _Strict(BaseModel):

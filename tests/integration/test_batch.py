@@ -269,7 +269,8 @@ def test_batch_holds_launches_until_a_childs_reset_then_reruns_it(tmp_path, monk
     import sys
 
     from tierbench import batch as batch_mod
-    from tierbench.batch_summary import BatchOptions, BatchProgress, BatchSummary, SummaryWriter
+    from tierbench.batch_summary import BatchProgress, BatchSummary, SummaryWriter
+    from tierbench.options import GivenOptions
 
     fake = tmp_path / "fake_run.py"
     fake.write_text(
@@ -289,7 +290,7 @@ def test_batch_holds_launches_until_a_childs_reset_then_reruns_it(tmp_path, monk
                         lambda test_dir, results_dir, options: [sys.executable, str(fake),
                                                                 str(results_dir / test_dir.name), str(starts)])
     a, b, c = (batch_mod.BatchTest(name, tmp_path / name, 10) for name in ("a", "b", "c"))
-    options = BatchOptions(on_rate_limit="wait")
+    options = GivenOptions(on_rate_limit="wait")
     writer = SummaryWriter(results / "batch_summary.json", BatchSummary(config=options))
     runner = batch_mod.BatchRunner(results, options, writer, BatchProgress(3, 2, quiet=True))
     runner.run({1: [a], 2: [c, b]})  # c is running when a hits the limit; b must wait for the reset
@@ -316,11 +317,11 @@ def test_assignment_is_longest_timeout_first_to_the_least_loaded_worker(tmp_path
 
 def test_child_command_carries_only_the_given_options(tmp_path):
     from tierbench.batch import child_command
-    from tierbench.batch_summary import BatchOptions
+    from tierbench.options import GivenOptions
 
-    bare = child_command(tmp_path / "t", tmp_path / "r", BatchOptions())
+    bare = child_command(tmp_path / "t", tmp_path / "r", GivenOptions())
     assert bare[3:] == ["run", str(tmp_path / "t"), "--results-dir", str(tmp_path / "r"), "--quiet"]
-    full = child_command(tmp_path / "t", tmp_path / "r", BatchOptions(
+    full = child_command(tmp_path / "t", tmp_path / "r", GivenOptions(
         tiers=["T0", "T1"], runs_per_subtest=2, agent="command", agent_options={"cmd": "-x y", "k": ""},
         judges=["command", "anthropic:m"], model="", on_rate_limit="exit", max_wait_seconds=60.0))
     assert "" not in full and "--model" not in " ".join(full)

@@ -69,7 +69,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tierbench.agents.base import AgentContext
+from tierbench.agents.base import DEFAULT_RATE_LIMIT_WAIT, AgentContext
 from tierbench.agents.command import outcome_from_process, read_log, write_command_record
 from tierbench.agents.jsonresult import apply_result_fields, parse_result_json
 from tierbench.process import ProcessRegistry, run_process
@@ -279,7 +279,8 @@ class ClaudeCodeAgent:
         return argv, overrides
 
     def preflight(self, options: dict[str, str], model: str | None, registry: ProcessRegistry,
-                  work_dir: Path, *, base_env: dict[str, str] | None = None,
+                  work_dir: Path, *, default_wait: float = DEFAULT_RATE_LIMIT_WAIT,
+                  base_env: dict[str, str] | None = None,
                   timeout: float = PREFLIGHT_TIMEOUT_SECONDS) -> RateLimitInfo | None:
         """Ask the API once; a RateLimitInfo (source "preflight") if it says we are rate limited.
 
@@ -309,7 +310,7 @@ class ClaudeCodeAgent:
         from tierbench.ratelimit import detect_agent_output
 
         info = detect_agent_output(parse_result_json(stdout_text), stderr_text, now=datetime.now(timezone.utc),
-                                   default_wait=60.0)
+                                   default_wait=default_wait)
         if info is None:
             return None
         return info.model_copy(update={"source": "preflight"})

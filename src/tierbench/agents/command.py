@@ -16,7 +16,7 @@ import shlex
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tierbench.agents.base import AgentContext
+from tierbench.agents.base import DEFAULT_RATE_LIMIT_WAIT, AgentContext
 from tierbench.agents.jsonresult import apply_result_fields, parse_result_json
 from tierbench.process import ProcessOutcome, ProcessRegistry, run_process
 from tierbench.models import AgentOutcome, RateLimitInfo
@@ -97,7 +97,7 @@ class CommandAgent:
             raise ValueError("the command agent needs the shell command to run: --agent-opt cmd='...'")
 
     def preflight(self, options: dict[str, str], model: str | None, registry: ProcessRegistry,
-                  work_dir: Path) -> RateLimitInfo | None:
+                  work_dir: Path, *, default_wait: float = DEFAULT_RATE_LIMIT_WAIT) -> RateLimitInfo | None:
         return None  # an arbitrary command has no free probe
 
     def run(self, ctx: AgentContext) -> AgentOutcome:

@@ -23,6 +23,7 @@ from tierbench.process import ProcessRegistry
 from tierbench.run.attempt import RunRequest, execute_run
 from tierbench.run.workspace import forget_stale_worktrees, prepare_base_repo
 from tierbench.judges import make_judge
+from tierbench.options import should_wait
 from tierbench.models import RateLimitInfo, RunKey, RunResult, RunStatus
 from tierbench.plan import (BestSubtest, SubtestScores, choose_best, experiment_tiers, merge_inherited,
                             plan_runs, tier_dependencies)
@@ -68,6 +69,7 @@ class Coordinator:
 
     # -- main loop ---------------------------------------------------------------------------
     def run(self) -> Outcome:
+        self._expire_rate_limit()
         persisted = self._gate_until()
         if persisted is not None:  # a pause recorded by an earlier process: apply it without a request
             self.progress.message(f"Still rate limited until {local_reset_time(persisted)} "
@@ -85,6 +87,7 @@ class Coordinator:
         while True:
             if self._stop.is_set():
                 return self._finish_interrupted()
+            self._expire_rate_limit()  # the one place a passed reset is cleared (journal + view)
             gate = self._gate_until()
             if gate is not None and not self._in_flight:
                 exit_outcome = self._wait_or_exit(gate)
@@ -141,8 +144,8 @@ class Coordinator:
             self._maybe_finish_tier(key.tier)
         elif status is RunStatus.RATE_LIMITED:
             self.store.record_attempt(key, status)
-            info = result.rate_limit
-            if info is not None and (self._gate_until() is None or info.reset_at > self._gate_until()):
+            info, gate = result.rate_limit, self._gate_until()
+            if info is not None and (gate is None or info.reset_at > gate):
                 self.store.record_rate_limit(info)
                 self.progress.paused(info.reset_at, info.source, info.message)
         elif status is RunStatus.ERROR:
@@ -164,16 +167,22 @@ class Coordinator:
 
     # -- rate-limit gate ---------------------------------------------------------------------
     def _gate_until(self) -> datetime | None:
+        """The recorded reset still ahead, or None: a pure query (it writes and shows nothing)."""
         until = self.store.checkpoint.rate_limit_until
-        if until is None:
-            return None
-        if until <= datetime.now(timezone.utc):
-            paused = time.monotonic() - self._paused_at if self._paused_at is not None else 0.0
-            self._paused_at = None
-            self.store.clear_rate_limit(paused)
-            self.progress.resumed()
+        if until is None or until <= datetime.now(timezone.utc):
             return None
         return until
+
+    def _expire_rate_limit(self) -> None:
+        """Once per loop: a recorded reset that has passed is cleared in the store (with the time
+        this process waited for it) and the view resumes."""
+        until = self.store.checkpoint.rate_limit_until
+        if until is None or until > datetime.now(timezone.utc):
+            return
+        paused = time.monotonic() - self._paused_at if self._paused_at is not None else 0.0
+        self._paused_at = None
+        self.store.clear_rate_limit(paused)
+        self.progress.resumed()
 
     def _preflight(self) -> RateLimitInfo | None:
         if not self.config.preflight or self.store.checkpoint.rate_limit_until:
@@ -183,7 +192,7 @@ class Coordinator:
         agent = self._agent(self.config.agent)
         try:
             return agent.preflight(dict(self.config.agent_options), self.config.model, self.registry,
-                                   self.layout.root)
+                                   self.layout.root, default_wait=self.config.default_rate_limit_wait_seconds)
         except Exception as exc:  # a probe that errors is not a rate limit
             self.progress.message(f"pre-flight probe failed ({exc}); continuing")
             return None
@@ -207,10 +216,8 @@ class Coordinator:
         return None
 
     def _should_wait(self, until: datetime) -> bool:
-        policy = self.config.on_rate_limit
-        if policy != "auto":
-            return policy == "wait"
-        return (until - datetime.now(timezone.utc)).total_seconds() <= self.config.max_wait_seconds
+        return should_wait(self.config.on_rate_limit, self.config.max_wait_seconds, until,
+                           default_wait=self.config.default_rate_limit_wait_seconds)
 
     # -- tiers -------------------------------------------------------------------------------
     def _tier_keys(self, tier: str) -> list[RunKey]:

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tierbench.config import ExperimentConfig
+from tierbench.plan import best_of
 from tierbench.models import ALL_TIERS, TIER_NAMES, RunResult, RunStatus, grade_for
 from tierbench.report import stats
 from tierbench.report.schema import (
@@ -27,7 +28,6 @@ from tierbench.report.schema import (
 )
 from tierbench.store.layout import ExperimentLayout
 
-BEST_SUBTEST_TIE = 0.05  # same rule as the planner: medians this close tie, fewer tokens win
 BOOTSTRAP_SEED = 0
 
 
@@ -164,14 +164,10 @@ def group_stats(runs: list[RunResult]) -> dict[str, Any]:
 
 
 def choose_best_subtest(subtests: list[SubtestSummary]) -> str | None:
-    """Highest median score; medians within BEST_SUBTEST_TIE tie, won by fewer mean tokens."""
+    """The planner's best-subtest rule (`plan.best_of`) over the report's subtest summaries."""
     scored = [s for s in subtests if s.score_median is not None]
-    if not scored:
-        return None
-    top = max(s.score_median for s in scored)
-    tied = [s for s in scored if top - s.score_median <= BEST_SUBTEST_TIE + 1e-12]
-    best = min(tied, key=lambda s: (s.tokens.mean_total_tokens or 0.0, -s.score_median, s.subtest))
-    return best.subtest
+    return best_of({s.subtest: s.score_median for s in scored if s.score_median is not None},
+                   {s.subtest: s.tokens.mean_total_tokens or 0.0 for s in scored})
 
 
 def _cop_key(group: GroupStats) -> float:

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, ValuesView
 
+from tierbench.errors import TierbenchError
 from tierbench.models import RateLimitInfo, RunKey, RunStatus
 from tierbench.store.checkpoint import (CHECKPOINT_STATUSES, Checkpoint, CheckpointCorrupt, load_checkpoint,
                                         save_checkpoint, utc_now)
@@ -44,7 +45,7 @@ _ADVICE = {
 }
 
 
-class StoreWriteError(Exception):
+class StoreWriteError(TierbenchError):
     """The experiment state could not be written. The message says what failed, that nothing
     recorded earlier is lost, and what to do."""
 
