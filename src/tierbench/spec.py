@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tierbench.errors import TierbenchError
+from tierbench.judgespec import validate_judge_spec
 from tierbench.models import ALL_TIERS, DEFAULT_PASS_THRESHOLD
 
 
@@ -332,8 +333,6 @@ def load_test(test_dir: Path) -> LoadedTest:
         tiers_root = _inside(test_dir, spec.subtests_dir, test_file, "subtests_dir")
     rubric_data, rubric_node = _read_yaml(rubric_path)
     rubric = _validate(Rubric, rubric_path, rubric_data, rubric_node)
-    from tierbench.judges import validate_judge_spec  # judges depend on spec, not the reverse
-
     for index, judge in enumerate(spec.judges):
         try:
             validate_judge_spec(judge)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -230,8 +231,6 @@ def repair_experiment(path: Path) -> RepairReport:
         if temp_files:
             fixed.append(f"removed {len(temp_files)} leftover temp file(s)")
         if layout.repo.is_dir():
-            from tierbench.run.workspace import forget_stale_worktrees
-
             # prune skips worktrees locked by a `git worktree add` that was killed midway
             forgotten = forget_stale_worktrees(layout.repo)
             if forgotten:
@@ -394,3 +393,21 @@ def _first_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
     return f"{where}: {first['msg']}" if where else first["msg"]
+
+
+def forget_stale_worktrees(repo: Path) -> int:
+    """Drop git's metadata for every worktree that is incomplete (an add killed before it wrote
+    `commondir`/`gitdir`) or whose directory is gone, locked or not. Any such entry makes every later
+    `git worktree add` fail. Call only while no run is being set up: at coordinator start, in repair."""
+    admin = repo / ".git" / "worktrees"
+    count = 0
+    if admin.is_dir():
+        for entry in admin.iterdir():
+            try:
+                gitdir = Path((entry / "gitdir").read_text().strip())
+            except OSError:
+                gitdir = None
+            if gitdir is None or not (entry / "commondir").exists() or not gitdir.exists():
+                shutil.rmtree(entry, ignore_errors=True)
+                count += 1
+    return count
