@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return cmd_report(args.path, args.out, args.format)
         if args.command == "batch":
-            from tierbench.batch import cmd_batch
+            from tierbench.batch.command import cmd_batch
 
             return cmd_batch(args, given_options(args))
     except TierbenchError as exc:  # the one place a user-facing error becomes a message and exit 1

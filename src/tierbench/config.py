@@ -13,14 +13,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tierbench.errors import TierbenchError
 from tierbench.options import (ExperimentOptions, RateLimitPolicy, Thinking, describe_ignored, flag_of,
                                option_meta, option_names, show_value)
 from tierbench.store.atomic import atomic_write_json
 
-__all__ = ["CONFIG_VERSION", "EXTENSIBLE", "ExperimentConfig", "Extension", "ExtensionError", "RateLimitPolicy",
+__all__ = ["CONFIG_VERSION", "ConfigUnreadable", "EXTENSIBLE", "ExperimentConfig", "Extension", "ExtensionError", "RateLimitPolicy",
            "Thinking", "describe_ignored", "diff_config", "extend_config", "load_config", "save_config"]
 
 CONFIG_VERSION = 1
@@ -59,8 +59,33 @@ def save_config(config: ExperimentConfig, path: Path) -> None:
     atomic_write_json(path, config.model_dump(mode="json"))
 
 
+class ConfigUnreadable(TierbenchError):
+    """config/experiment.json exists but cannot be read or does not validate. It is primary data
+    (nothing rebuilds it), so the fix is a backup or a fresh start."""
+
+
 def load_config(path: Path) -> ExperimentConfig:
-    return ExperimentConfig.model_validate_json(Path(path).read_text())
+    """The saved config. FileNotFoundError if there is none; ConfigUnreadable (one line naming the
+    file, the first problem and the fix) if it cannot be used."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ConfigUnreadable(f"{path}: unreadable config ({exc.strerror or exc})", _CONFIG_FIX) from None
+    try:
+        return ExperimentConfig.model_validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        problem = f"{where}: {first['msg']}" if where else first["msg"]
+        raise ConfigUnreadable(f"{path}: invalid config ({problem}; {exc.error_count()} problem(s))",
+                               _CONFIG_FIX) from None
+
+
+_CONFIG_FIX = ("Restore it from a backup, or start anew with: tierbench run TEST_DIR --fresh "
+               "(the old directory is moved aside, not deleted)")
 
 
 def diff_config(saved: ExperimentConfig, requested: dict[str, Any]) -> dict[str, tuple[Any, Any]]:

@@ -75,11 +75,7 @@ def reopen_experiment(root: Path, requested: dict[str, Any], *, extend: bool = F
     if not layout.config_file.exists():
         raise ExperimentError(f"{layout.root} is not an experiment directory (no config/experiment.json). "
                               "Start one with: tierbench run TEST_DIR")
-    try:
-        saved = load_config(layout.config_file)
-    except ValueError as exc:
-        raise ExperimentError(f"{layout.config_file}: unreadable config ({exc}). Restore it from a backup, "
-                              "or start anew with: tierbench run TEST_DIR --fresh") from None
+    saved = load_config(layout.config_file)  # ConfigUnreadable names the file and the fix
     differences = diff_config(saved, requested)
     notes: list[str] = []
     config = saved

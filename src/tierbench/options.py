@@ -287,7 +287,7 @@ class GivenOptions(BaseModel):
         for name, value in data.items():
             if value is None:
                 continue
-            annotation = ExperimentOptions.model_fields[name].annotation
+            annotation: Any = ExperimentOptions.model_fields[name].annotation
             TypeAdapter(annotation).validate_python(value)
             out[name] = _normalize(name, value)
         return out

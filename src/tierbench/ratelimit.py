@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tierbench.models import RateLimitInfo, RateLimitKind
@@ -295,13 +295,14 @@ def detect_agent_output(result: dict | None, stderr: str, *, now: datetime, defa
     return _info(kind, "agent", ordered[0][1], (h[2] for h in ordered), now, default_wait)
 
 
-def _info(kind: RateLimitKind, source: str, message: str, texts: Iterable[str], now: datetime,
+def _info(kind: RateLimitKind, source: Literal["agent", "judge", "preflight"], message: str, texts: Iterable[str], now: datetime,
           default_wait: float, reset: datetime | None = None) -> RateLimitInfo:
     """Build the record; `reset` (from headers) wins, else the first text naming a reset, else default."""
     for text in texts:
         reset = reset or parse_reset_time(text, now=now)
     known = reset is not None
-    return RateLimitInfo(kind=kind, source=source, reset_at=reset if known else now + timedelta(seconds=default_wait),
+    return RateLimitInfo(kind=kind, source=source,
+                         reset_at=reset if reset is not None else now + timedelta(seconds=default_wait),
                          reset_known=known, message=message[:_MAX_MESSAGE])
 
 
@@ -333,7 +334,8 @@ def _header_resets(headers: Mapping[str, str], now: datetime) -> list[datetime]:
 
 
 def detect_http(status: int, headers: Mapping[str, str], body: str | dict | None, *, now: datetime,
-                default_wait: float = 60.0, source: str = "judge") -> RateLimitInfo | None:
+                default_wait: float = 60.0, source: Literal["agent", "judge", "preflight"] = "judge"
+                ) -> RateLimitInfo | None:
     """Rate limit in a judge API response. Only a 429/529, or an explicit insufficient_quota error,
     counts: a 200 body is model output and may say anything."""
     if status < 400:

@@ -17,11 +17,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("tierbench.errors", "tierbench.exitcodes", "tierbench.models", "tierbench.options", "tierbench.judgespec",
               "tierbench.spec", "tierbench.config", "tierbench.plan", "tierbench.store.atomic")),
     ("store / ratelimit / process", ("tierbench.store", "tierbench.ratelimit", "tierbench.process",
-                                     "tierbench.progress")),
+                                     "tierbench.progress", "tierbench.signals")),
     ("agents / judges", ("tierbench.agents", "tierbench.judges")),
     ("run", ("tierbench.run", "tierbench.experiment", "tierbench.report")),
     ("execute", ("tierbench.execute",)),
-    ("batch", ("tierbench.batch", "tierbench.batch_summary")),
+    ("batch", ("tierbench.batch",)),
     ("cli / commands / view", ("tierbench.commands", "tierbench.cli", "tierbench.status", "tierbench.view")),
 ]
 

@@ -174,11 +174,11 @@ def parse_verdict(text: str, expected_ids: list[str]) -> _Verdict:
     duplicates = sorted({i for i in got if got.count(i) > 1})
     unknown = [i for i in got if i not in expected_ids]
     missing = [i for i in expected_ids if i not in got]
-    problems = [f"{label}: {', '.join(ids)}" for label, ids in
-                (("unknown item ids", unknown), ("missing item ids", missing), ("duplicate item ids", duplicates))
-                if ids]
-    if problems:
-        raise InvalidJudgment("the judge's reply does not score the rubric items (" + "; ".join(problems) + ")")
+    mismatches = [f"{label}: {', '.join(ids)}" for label, ids in
+                  (("unknown item ids", unknown), ("missing item ids", missing), ("duplicate item ids", duplicates))
+                  if ids]
+    if mismatches:
+        raise InvalidJudgment("the judge's reply does not score the rubric items (" + "; ".join(mismatches) + ")")
     return verdict
 
 

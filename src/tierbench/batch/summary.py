@@ -1,4 +1,4 @@
-"""`batch_summary.json`: its models, its single writer, and the live view of a batch.
+"""`batch_summary.json`: its models, its single writer, and what its entries say (resume, exit code).
 
 The summary is the batch's only state. Worker threads never write it: they hand each finished test
 to the one `SummaryWriter`, which serialises the updates under a lock and rewrites the file
@@ -11,24 +11,47 @@ simply runs every test without a pass/fail entry.
 
 from __future__ import annotations
 
-import sys
 import threading
-import time
 from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from tierbench.ratelimit import local_reset_time
 from tierbench.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_RATE_LIMITED, print_error
 from tierbench.errors import TierbenchError
+from tierbench.models import RunStatus
 from tierbench.options import GivenOptions, describe_ignored
 from tierbench.store.atomic import atomic_write_json
 
 SUMMARY_FILE = "batch_summary.json"
-Status = Literal["pass", "fail", "error", "rate_limited", "interrupted"]
-RESULT_STATUSES: tuple[str, ...] = ("pass", "fail")  # the experiment completed: never rerun
+
+
+class EntryStatus(str, Enum):
+    """How the latest attempt of a test ended (`status` of its batch_summary.json entry)."""
+
+    PASS = "pass"  # the experiment completed and its best tier has a passing run
+    FAIL = "fail"  # the experiment completed otherwise
+    ERROR = "error"
+    RATE_LIMITED = "rate_limited"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def completed(self) -> bool:
+        """The experiment finished: a resumed batch never reruns it."""
+        return self in (EntryStatus.PASS, EntryStatus.FAIL)
+
+    @property
+    def run_status(self) -> RunStatus:
+        """The same outcome in the run side's terms (what a progress sink takes)."""
+        return _AS_RUN_STATUS[self]
+
+
+_AS_RUN_STATUS = {EntryStatus.PASS: RunStatus.PASSED, EntryStatus.FAIL: RunStatus.FAILED,
+                  EntryStatus.ERROR: RunStatus.ERROR, EntryStatus.RATE_LIMITED: RunStatus.RATE_LIMITED,
+                  EntryStatus.INTERRUPTED: RunStatus.INTERRUPTED}
 
 
 def utcnow() -> datetime:
@@ -43,7 +66,7 @@ class TestResult(BaseModel):
 
     test_id: str
     thread_id: int | None = None  # None: never reached a worker (the test directory is invalid)
-    status: Status
+    status: EntryStatus
     exit_code: int | None = None  # of the `tierbench run` child; None when none ran
     result_dir: str | None = None  # the experiment directory
     error: str | None = None  # error / rate_limited / interrupted: what happened (child stderr tail)
@@ -156,7 +179,7 @@ class SummaryWriter:
         by_id = {r.test_id: r for r in self._summary.results}
         for thread in self._summary.threads:
             statuses = [by_id[t].status for t in thread.tests if t in by_id]
-            thread.completed = sum(s in RESULT_STATUSES for s in statuses)
+            thread.completed = sum(s.completed for s in statuses)
             thread.failed = len(statuses) - thread.completed
         atomic_write_json(self.path, self._summary)
 
@@ -167,12 +190,12 @@ class SummaryWriter:
 
 def needs_run(entry: TestResult | None, retry_errors: bool) -> bool:
     """Resume rule: pass/fail never rerun, error only with --retry-errors, the rest always."""
-    if entry is None or entry.status in ("rate_limited", "interrupted"):
+    if entry is None or entry.status in (EntryStatus.RATE_LIMITED, EntryStatus.INTERRUPTED):
         return True
-    return entry.status == "error" and retry_errors
+    return entry.status is EntryStatus.ERROR and retry_errors
 
 
-def completed_result(exp_dir: Path, base: dict[str, Any]) -> TestResult:
+def completed_result(exp_dir: Path, base: TestResult) -> TestResult:
     """pass/fail and metrics of a completed experiment (its `run` exited 0), from its report.json.
 
     pass: the report's best tier has at least one passing run (n_passed > 0, i.e. its pass rate is
@@ -187,14 +210,17 @@ def completed_result(exp_dir: Path, base: dict[str, Any]) -> TestResult:
 
             report = summarize_experiment(load_experiment_runs(exp_dir))
         except Exception as exc:
-            return TestResult(status="error", error=f"completed, but no report: {type(exc).__name__}: {exc}", **base)
+            return base.model_copy(update={"status": EntryStatus.ERROR,
+                                           "error": f"completed, but no report: {type(exc).__name__}: {exc}"})
     except ValueError as exc:
-        return TestResult(status="error", error=f"{exp_dir / 'report.json'}: unreadable ({exc})", **base)
+        return base.model_copy(update={"status": EntryStatus.ERROR,
+                                       "error": f"{exp_dir / 'report.json'}: unreadable ({exc})"})
     best = next((t for t in report.tiers if t.tier == report.best_tier), None)
     passed = (best.n_passed if best is not None else report.n_passed) > 0
-    return TestResult(status="pass" if passed else "fail", best_tier=report.best_tier,
-                      best_score=report.best_score, frontier_cop=report.frontier_cop,
-                      total_cost=report.total_cost, total_duration=report.total_duration, **base)
+    return base.model_copy(update=dict(
+        status=EntryStatus.PASS if passed else EntryStatus.FAIL, best_tier=report.best_tier,
+        best_score=report.best_score, frontier_cop=report.frontier_cop, total_cost=report.total_cost,
+        total_duration=report.total_duration))
 
 
 def exit_code(entries: list[TestResult | None], *, interrupted: bool, rate_limited: bool) -> int:
@@ -203,11 +229,11 @@ def exit_code(entries: list[TestResult | None], *, interrupted: bool, rate_limit
     if interrupted:
         return EXIT_INTERRUPTED
     statuses = [e.status if e is not None else None for e in entries]
-    if rate_limited or "rate_limited" in statuses or None in statuses:
+    if rate_limited or EntryStatus.RATE_LIMITED in statuses or None in statuses:
         return EXIT_RATE_LIMITED
-    if "error" in statuses:
+    if EntryStatus.ERROR in statuses:
         return EXIT_ERROR
-    if "interrupted" in statuses:
+    if EntryStatus.INTERRUPTED in statuses:
         return EXIT_INTERRUPTED
     return EXIT_OK
 
@@ -216,10 +242,10 @@ def print_outcome(code: int, entries: list[TestResult | None], rate_limit: tuple
                   summary_path: Path, report: Path | None) -> None:
     """The final word: counts and paths on stdout; what to do next on stderr."""
     done = [e for e in entries if e is not None]
-    counts = {s: sum(e.status == s for e in done) for s in ("pass", "fail", "error", "rate_limited", "interrupted")}
+    counts = {s: sum(e.status is s for e in done) for s in EntryStatus}
     cost = sum(e.total_cost or 0.0 for e in done)
     pending = len(entries) - len(done)
-    line = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items() if n)
+    line = ", ".join(f"{n} {s.value.replace('_', ' ')}" for s, n in counts.items() if n)
     print(f"Batch: {len(entries)} tests: {line or 'none finished'}" + (f", {pending} not started" if pending else "")
           + f"; cost ${cost:.2f}", flush=True)
     if code == EXIT_INTERRUPTED:
@@ -229,135 +255,10 @@ def print_outcome(code: int, entries: list[TestResult | None], rate_limit: tuple
         when = f" until {local_reset_time(until)}" if until else ""
         print_error(f"Rate limited{when}{f' ({test_id})' if test_id else ''}. Run the same command again after that; "
              "it resumes where it left off.")
-    if counts["error"]:
-        failed = " ".join(e.test_id for e in done if e.status == "error")
-        print_error(f"{counts['error']} test(s) ended in error: {failed}. Read their entries in {summary_path.name} "
+    if counts[EntryStatus.ERROR]:
+        failed = " ".join(e.test_id for e in done if e.status is EntryStatus.ERROR)
+        print_error(f"{counts[EntryStatus.ERROR]} test(s) ended in error: {failed}. Read their entries in {summary_path.name} "
              "and the thread logs; after fixing, rerun with --retry-errors.")
     print(f"Summary: {summary_path}", flush=True)
     if report is not None and report.exists():
         print(f"Report: {report}", flush=True)
-
-
-
-# -- the live view ----------------------------------------------------------------------------------
-
-def _duration(seconds: float) -> str:
-    from tierbench.progress import format_duration
-
-    return format_duration(seconds)
-
-
-def result_line(done: int, total: int, result: TestResult) -> str:
-    """`[3/8] thread 1: py-fizzbuzz pass cost=$0.02 12.3s`"""
-    thread = f"thread {result.thread_id}: " if result.thread_id is not None else ""
-    line = f"[{done}/{total}] {thread}{result.test_id} {result.status}"
-    if result.total_cost is not None:
-        line += f" cost=${result.total_cost:.2f}"
-    if result.wall_seconds is not None:
-        line += f" {result.wall_seconds:.1f}s"
-    if result.status not in RESULT_STATUSES and result.error:
-        line += f" ({result.error.strip().splitlines()[-1]})"
-    return line
-
-
-class BatchProgress:
-    """What the batch shows while it runs: a rich live view on a terminal, plain lines otherwise,
-    only errors with `quiet`. Called from worker threads, so every method takes a lock."""
-
-    def __init__(self, total: int, threads: int, *, quiet: bool = False, stream: IO[str] | None = None):
-        self.stream = stream or sys.stderr
-        self.quiet = quiet
-        self.total, self.threads = total, threads
-        self.done = self.passed = 0
-        self.cost = 0.0
-        self.current: dict[int, tuple[str, float]] = {}  # thread -> (test id, monotonic start)
-        self.walls: list[float] = []
-        self.paused_until: datetime | None = None
-        self._started = time.monotonic()
-        self._lock = threading.RLock()
-        self._live: Any = None
-        if not quiet and self.stream.isatty():
-            from rich.console import Console
-            from rich.live import Live
-
-            self._live = Live(console=Console(file=self.stream), auto_refresh=False, transient=True)
-
-    def start(self) -> None:
-        if self._live is not None:
-            self._live.start()
-            self.tick()
-
-    def message(self, text: str, error: bool = False) -> None:
-        with self._lock:
-            if self.quiet and not error:
-                return
-            if self._live is not None:
-                self._live.console.print(text, markup=False, highlight=False)
-                self._refresh()
-            else:
-                print(("tierbench: " if error else "") + text, file=self.stream, flush=True)
-
-    def test_started(self, thread_id: int, test_id: str) -> None:
-        with self._lock:
-            self.current[thread_id] = (test_id, time.monotonic())
-            self._refresh()
-
-    def test_finished(self, result: TestResult) -> None:
-        with self._lock:
-            if result.thread_id is not None:
-                self.current.pop(result.thread_id, None)
-            self.done += 1
-            self.passed += result.status == "pass"
-            self.cost += result.total_cost or 0.0
-            if result.wall_seconds is not None and result.status in RESULT_STATUSES:
-                self.walls.append(result.wall_seconds)
-            line = result_line(self.done, self.total, result)
-        self.message(line, error=result.status == "error")
-
-    def paused(self, until: datetime | None) -> None:
-        with self._lock:
-            self.paused_until = until
-            self._refresh()
-
-    def eta_seconds(self) -> float | None:
-        remaining = self.total - self.done
-        if not self.walls or remaining <= 0:
-            return None
-        mean = sum(self.walls) / len(self.walls)
-        return mean * remaining / max(1, min(self.threads, remaining))
-
-    def tick(self) -> None:
-        with self._lock:
-            self._refresh()
-
-    def stop(self) -> None:
-        with self._lock:
-            if self._live is not None:
-                self._live.stop()
-                self._live = None
-
-    def _refresh(self) -> None:
-        if self._live is not None:
-            self._live.update(self._render(), refresh=True)
-
-    def _render(self) -> Any:
-        from rich.console import Group
-        from rich.table import Table
-        from rich.text import Text
-
-        eta = self.eta_seconds()
-        head = (f"Batch: {self.done}/{self.total} tests done · {self.passed} pass · "
-                f"cost ${self.cost:.2f} · elapsed {_duration(time.monotonic() - self._started)}"
-                + (f" · ETA {_duration(eta)}" if eta is not None else ""))
-        if self.paused_until is not None:
-            left = (self.paused_until - utcnow()).total_seconds()
-            head += f"\nRate limited: no new test starts for {_duration(left)}"
-        table = Table(box=None, show_header=True, header_style="dim")
-        table.add_column("thread")
-        table.add_column("running")
-        table.add_column("for", justify="right")
-        now = time.monotonic()
-        for thread_id in range(1, self.threads + 1):
-            test_id, since = self.current.get(thread_id, ("-", now))
-            table.add_row(str(thread_id), test_id, _duration(now - since) if test_id != "-" else "")
-        return Group(Text(head, style="bold"), table)
