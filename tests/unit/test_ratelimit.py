@@ -13,7 +13,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tierbench.models import RateLimitKind
-from tierbench.ratelimit import detect_agent_output, detect_http, is_rate_limit_text, parse_reset_time
+from tierbench.ratelimit import (AgentOutput, classify_http, detect_agent, detect_http, is_rate_limit_text,
+                                 local_reset_time, parse_reset_time)
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # 02:00 in Los Angeles, 11:00 in Berlin
@@ -77,7 +78,7 @@ AGENT_POSITIVES = [
     pytest.param(None, "Rate limited. Please retry after 30 seconds.", None, T, NOW + timedelta(seconds=30),
                  id="stderr-rate-limited-relative"),
     pytest.param(None, "error: rate limit exceeded", None, T, None, id="stderr-rate-limit-exceeded"),
-    pytest.param({"type": "result", "is_error": False, "result": "done"}, "",
+    pytest.param(err_result("API Error", api_error_status=429), "",
                  [json.dumps({"type": "assistant", "message": {"model": "<synthetic>", "content": [
                      {"type": "text", "text": "You've hit your limit · resets 6am (America/Los_Angeles)"}]},
                      "error": "rate_limit", "is_api_error_message": True})],
@@ -93,6 +94,17 @@ AGENT_POSITIVES = [
                  [json.dumps(err_result("You've hit your limit · resets 6am (America/Los_Angeles)"))],
                  Q, utc(2026, 11, 23, 14), id="quota-anywhere-beats-transient"),
 ]
+
+
+def claude(result, stderr="", lines=None, exit_code=1) -> AgentOutput:
+    """Claude Code's channels as its adapter hands them over (exit code 1 on every API error)."""
+    return AgentOutput.from_streams("claude-code", exit_code=exit_code, stdout="\n".join(lines or []),
+                                    stderr=stderr, result=result)
+
+
+def detect_agent_output(result, stderr, *, now, default_wait=60.0, stdout_lines=None):
+    detection = detect_agent(claude(result, stderr, stdout_lines), now=now, default_wait=default_wait)
+    return detection.rate_limit() if detection is not None else None
 
 
 @pytest.mark.parametrize("result, stderr, lines, kind, reset", AGENT_POSITIVES)
@@ -170,11 +182,23 @@ HTTP_POSITIVES = [
                        "Anthropic-RateLimit-Tokens-Reset": "2026-11-23T10:01:00Z",
                        "anthropic-ratelimit-input-tokens-reset": "2026-11-23T10:00:40+00:00",
                        "anthropic-ratelimit-output-tokens-reset": "2026-11-23T11:00:00+01:00",
-                       "retry-after": "5"}, ANTHROPIC_429, T, utc(2026, 11, 23, 10, 1),
-                 id="anthropic-reset-headers-take-latest"),
+                       "retry-after": "5"}, ANTHROPIC_429, T, NOW + timedelta(seconds=5),
+                 id="retry-after-wins-over-bucket-resets"),
+    pytest.param(429, {"anthropic-ratelimit-requests-remaining": "12", "anthropic-ratelimit-requests-reset":
+                       "2026-11-23T10:00:20Z", "anthropic-ratelimit-input-tokens-remaining": "0",
+                       "anthropic-ratelimit-input-tokens-reset": "2026-11-23T10:00:40Z",
+                       "anthropic-ratelimit-output-tokens-remaining": "9000",
+                       "anthropic-ratelimit-output-tokens-reset": "2026-11-23T10:06:00Z"},
+                 ANTHROPIC_429, T, utc(2026, 11, 23, 10, 0, 40), id="anthropic-follows-the-exhausted-bucket"),
+    pytest.param(429, {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "20ms",
+                       "x-ratelimit-remaining-tokens": "29000", "x-ratelimit-reset-tokens": "6m0s"},
+                 {"error": {"message": "Rate limit reached for gpt-4o", "type": "requests", "code": "rate_limit_exceeded"}},
+                 T, NOW + timedelta(milliseconds=20), id="openai-follows-the-exhausted-bucket"),
     pytest.param(429, {"x-ratelimit-reset-requests": "20ms", "x-ratelimit-reset-tokens": "6m0s"},
                  {"error": {"message": "Rate limit reached for gpt-4o", "type": "tokens", "code": "rate_limit_exceeded"}},
-                 T, NOW + timedelta(minutes=6), id="openai-reset-durations"),
+                 T, NOW + timedelta(milliseconds=20), id="no-bucket-known-empty-earliest-reset"),
+    pytest.param(503, {}, {"error": {"message": "The model is currently overloaded. Please try again later.",
+                                     "type": "server_error"}}, T, None, id="openai-compatible-503-overloaded"),
     pytest.param(429, {}, OPENAI_QUOTA, Q, None, id="openai-insufficient-quota-429"),
     pytest.param(403, {}, OPENAI_QUOTA, Q, None, id="insufficient-quota-other-status"),
     pytest.param(429, {"retry-after": "bogus", "retry-after-ms": "250"}, "Too Many Requests", T,
