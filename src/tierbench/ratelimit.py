@@ -67,10 +67,11 @@ _RULES: tuple[_Rule, ...] = (
     _rule(r"\bnot\s+your\s+usage\s+limit\b|\btemporarily\s+limiting\s+requests\b", _T, True),
     _rule(r"\b(?:usage|weekly|daily|monthly|session|(?:5|five)[-\s]hours?)\s+(?:usage\s+)?limit\s+"
           r"(?:reached|exceeded|hit)", _Q, True),
-    _rule(r"\byou(?:'|’|\s+ha)?ve\s+(?:hit|reached)\s+your\s+(?:[\w-]+\s+){0,2}(?:limit|quota)", _Q, True),
+    _rule(r"\byou(?:'|’|\s+ha)?ve\s+(?:hit|reached)\s+your\s+(?:[\w.-]+\s+){0,2}(?:limit|quota)", _Q, True),
     # Claude Code's newer wording: "Limit reached · resets 11:30am (Asia/Calcutta) · /upgrade".
     _rule(r"\blimit\s+reached\s*[·∙•|:-]\s*resets?\b", _Q, True),
-    _rule(r"insufficient_quota|usage_limit_reached|\bTerminalQuotaError\b", _Q, True),
+    # Anthropic's monthly spend cap: a 429 rate_limit_error whose details say so; lifts next month.
+    _rule(r"insufficient_quota|usage_limit_reached|enforced_spend_limit_reached|\bTerminalQuotaError\b", _Q, True),
     _rule(r"\bquota\s+(?:exceeded|exhausted)|\bexceeded\s+(?:your\s+|the\s+)?(?:current\s+)?quota"
           r"|\bexhausted\s+your\s+(?:\w+\s+){0,2}(?:quota|capacity)|\bquota\s+will\s+reset\b", _Q, True),
     # Bare mentions ("weekly usage limit") also appear in warnings such as "approaching ...".
@@ -239,6 +240,11 @@ def _on_weekday(match: re.Match[str], now: datetime) -> datetime | None:
     return reset
 
 
+def _next_month(match: re.Match[str], now: datetime) -> datetime | None:
+    """Anthropic's spend cap lifts at 00:00 UTC on the first day of the next month."""
+    return datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
+
+
 def _duration(text: str) -> float | None:
     """Seconds in "5 minutes", "1h 30m", "6m0s", "20ms"; None when no amount is given."""
     parts = re.findall(r"(\d+(?:\.\d+)?)\s*(" + _UNIT + ")", text, re.IGNORECASE)
@@ -275,6 +281,7 @@ _RESET_FORMS: tuple[_ResetForm, ...] = tuple(
         # Structured fields in an error JSON: Codex/ChatGPT "resets_at": 1775317531, Claude "resetsAt".
         (r"\breset(?:s_at|sAt|_at)\W{1,4}(?P<epoch>\d{9,13})(?!\d)", _from_epoch),
         (r"\bresets?_in_seconds\W{1,4}(?P<secs>\d+(?:\.\d+)?)", _after_seconds),
+        (r"\benforced_spend_limit_reached\b", _next_month),
         (r"\breset\w*\W{1,5}(?:at\s+|on\s+)?(?P<iso>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
          r"(?:Z|[+-]\d{2}:?\d{2})?)", _from_iso),
         (_LEAD + r"(?:on\s+|at\s+)?(?P<mon>" + "|".join(_MONTHS) + r")[a-z]*\.?\s+(?P<day>\d{1,2})"
@@ -526,10 +533,17 @@ _GEMINI_LINE = re.compile(r"\[API Error:|\bTerminalQuotaError\b|\bRetryableQuota
                           r"|Quota exceeded for quota metric|^\s*Error:|\"status\":\s*\"RESOURCE_EXHAUSTED\"")
 
 
+def _from_first(text: str, pattern: re.Pattern[str]) -> str:
+    """The text from the first line matching `pattern` to the end: error reports span lines."""
+    lines = (text or "").splitlines()
+    first = next((i for i, line in enumerate(lines) if pattern.search(line)), None)
+    return "" if first is None else "\n".join(lines[first:])
+
+
 def _gemini_stderr(out: AgentOutput) -> Iterator[_Evidence]:
-    lines = _lines(out.stderr, _GEMINI_LINE)
-    if lines:
-        yield _Evidence("stderr", "\n".join(lines), True)
+    report = _from_first(out.stderr, _GEMINI_LINE)
+    if report:
+        yield _Evidence("stderr", report, True)
 
 
 def _gemini_exit(out: AgentOutput) -> Iterator[_Evidence]:
@@ -553,15 +567,15 @@ def _opencode_events(out: AgentOutput) -> Iterator[_Evidence]:
 
 # ---- Aider: exits 0 on 429/401; litellm's exception lines on stdout/stderr
 
-_AIDER_LINE = re.compile(r"^\s*litellm\.\w+(?:Error|Exception)\b|The API provider has rate limited you"
+_AIDER_LINE = re.compile(r"\blitellm\.\w+(?:Error|Exception)\b|The API provider has rate limited you"
                          r"|^\s*Retrying in [\d.]+ seconds")
 
 
 def _aider_text(out: AgentOutput) -> Iterator[_Evidence]:
     for channel, text in (("stdout", out.stdout), ("stderr", out.stderr)):
-        lines = _lines(text, _AIDER_LINE)
-        if lines:
-            yield _Evidence(channel, "\n".join(lines), True)
+        report = _from_first(text, _AIDER_LINE)
+        if report:
+            yield _Evidence(channel, report, True)
 
 
 # ---- mini-swe-agent: traj.json info.exit_status (Submitted / RateLimitError / ...), submission
@@ -600,7 +614,7 @@ _CHANNELS: dict[str, tuple[_Reader, ...]] = {
     # error lines (its documented contract) count, never a bare "429" in a test runner's output.
     "command": (_claude_result, _claude_events, _claude_text),
     "codex": (_codex_events, _codex_stderr),
-    "gemini": (_gemini_result, _gemini_events, _gemini_stderr, _gemini_exit),
+    "gemini": (_gemini_result, _gemini_events, _gemini_stderr, _gemini_exit, _noisy("stderr")),
     "opencode": (_opencode_events, _noisy("stderr")),
     "aider": (_aider_text,),
     "mini-swe-agent": (_mini_result, _litellm_stderr),
