@@ -268,6 +268,15 @@ RESET_FORMS = [
     pytest.param("retry after 30 seconds", NOW + timedelta(seconds=30), id="retry-after"),
     pytest.param("resets in 1 hour and 30 minutes", NOW + timedelta(minutes=90), id="compound"),
     pytest.param("Please try again in 6m0s.", NOW + timedelta(minutes=6), id="go-duration"),
+    pytest.param("Your quota will reset after 8h44m7s.", NOW + timedelta(hours=8, minutes=44, seconds=7),
+                 id="gemini-reset-after-compact-duration"),
+    pytest.param("try again at 2:51 PM (UTC).", utc(2026, 11, 23, 14, 51), id="try-again-at-clock"),
+    pytest.param("resets Monday at 9am (Europe/Berlin)", utc(2026, 11, 30, 8), id="weekday-today-passed-next-week"),
+    pytest.param("resets Wed 6pm (UTC)", utc(2026, 11, 25, 18), id="weekday-later-this-week"),
+    pytest.param("resets Mon 10:05am (UTC)", utc(2026, 11, 23, 10, 5), id="weekday-today-still-ahead"),
+    pytest.param("resets monthly", None, id="monthly-is-not-monday"),
+    pytest.param('{"error":{"type":"usage_limit_reached","resets_in_seconds":3600}}', NOW + timedelta(hours=1),
+                 id="resets-in-seconds-field"),
     pytest.param("You've hit your limit", None, id="no-reset"),
     pytest.param("resets soon", None, id="vague"),
     pytest.param("resets 5 (UTC)", None, id="bare-hour-is-ambiguous"),
@@ -318,3 +327,40 @@ def test_is_rate_limit_text(text, kind):
                                   "API Error: 500", "context window exceeded"])
 def test_is_rate_limit_text_negatives(text):
     assert is_rate_limit_text(text) is None
+
+
+# --------------------------------------------------------------------------- the entry point
+
+def test_detection_applies_to_an_outcome():
+    from tierbench.models import AgentOutcome
+
+    limited = detect_agent(claude(err_result("Claude AI usage limit reached|1795442400")), now=NOW)
+    outcome = AgentOutcome()
+    limited.apply(outcome)
+    assert outcome.rate_limit is not None and outcome.rate_limit.kind is Q and outcome.infra_error is None
+    permanent = classify_http(429, {}, "Request too large for gpt-4o on tokens per min (TPM): Limit 30000, "
+                                       "Requested 36278.", now=NOW)
+    assert permanent is not None and permanent.kind == "permanent" and permanent.reset_at is None
+    outcome = AgentOutcome(infra_error="claude exited with code 1")
+    permanent.apply(outcome)
+    assert outcome.rate_limit is None and "claude exited with code 1; " in outcome.infra_error
+    assert "no wait can let it through" in outcome.infra_error
+    assert detect_http(429, {}, "Request too large for gpt-4o on tokens per min", now=NOW) is None
+    assert is_rate_limit_text("Request too large for gpt-4o on tokens per min") is None
+
+
+def test_unknown_agent_is_a_clear_error():
+    with pytest.raises(ValueError, match="no rate-limit shapes for agent 'goose'"):
+        detect_agent(AgentOutput("goose", exit_code=1, stderr="429 Too Many Requests"), now=NOW)
+
+
+def test_a_result_without_type_is_read():
+    result = {"is_error": True, "result": "Limit reached · resets 11:30am (Asia/Calcutta) · /upgrade"}
+    detection = detect_agent(claude(result), now=NOW)
+    assert detection is not None and detection.kind == "quota"
+    assert detection.reset_at == utc(2026, 11, 24, 6, 0)  # 15:30 in Calcutta now: tomorrow 11:30
+
+
+def test_local_reset_time_names_the_weekday(local_tz):
+    local_tz("Europe/Berlin")
+    assert local_reset_time(utc(2026, 11, 29, 23)) == "Mon 2026-11-30 00:00:00 CET"
