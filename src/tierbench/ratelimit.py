@@ -449,7 +449,7 @@ def _claude_events(out: AgentOutput) -> Iterator[_Evidence]:
             info = event.get("rate_limit_info") or {}
             if isinstance(info, Mapping) and info.get("status") == "rejected":
                 yield _Evidence("events", f"rate_limit_event rejected: {_text(info.get('rateLimitType'))} limit",
-                                True, None, _epoch(info.get("resetsAt")), _Q)
+                                True, reset=_epoch(info.get("resetsAt")), kind=_Q)
         elif kind == "error" or (kind == "system" and subtype in ("api_error", "error")):
             yield _Evidence("events", _text(event), True)
         elif event.get("error") and event.get("is_api_error_message", kind == "assistant"):
@@ -628,10 +628,10 @@ def _claude_success(out: AgentOutput) -> bool:
 
 
 def _codex_success(out: AgentOutput) -> bool:
-    # Codex can exit 0 after turn.failed, and prints "Reconnecting..." errors it then recovers from:
-    # the last turn event decides.
+    # With --json, Codex can exit 0 after turn.failed and prints "Reconnecting..." errors it then
+    # recovers from: the last turn event decides. Without events (plain mode) the exit code does.
     turns = [e.get("type") for e in out.events if str(e.get("type", "")).startswith("turn.")]
-    return bool(turns) and turns[-1] == "turn.completed"
+    return turns[-1] == "turn.completed" if turns else out.exit_code == 0
 
 
 def _gemini_success(out: AgentOutput) -> bool:

@@ -364,3 +364,16 @@ def test_a_result_without_type_is_read():
 def test_local_reset_time_names_the_weekday(local_tz):
     local_tz("Europe/Berlin")
     assert local_reset_time(utc(2026, 11, 29, 23)) == "Mon 2026-11-30 00:00:00 CET"
+
+
+def test_claude_rejected_rate_limit_event_gives_kind_and_reset():
+    lines = [json.dumps({"type": "rate_limit_event", "rate_limit_info": {"status": "allowed", "resetsAt": 1795400000,
+                                                                          "rateLimitType": "five_hour"}}),
+             json.dumps({"type": "rate_limit_event", "rate_limit_info": {"status": "rejected", "resetsAt": 1795442400,
+                                                                          "rateLimitType": "seven_day"}}),
+             json.dumps(err_result("API Error", api_error_status=429))]
+    detection = detect_agent(claude(None, lines=lines), now=NOW)
+    assert detection is not None and (detection.kind, detection.reset_at) == ("quota", utc(2026, 11, 23, 14))
+    assert "seven_day" in detection.message
+    allowed_only = [lines[0], json.dumps({"type": "result", "is_error": False, "result": "done"})]
+    assert detect_agent(claude(None, lines=allowed_only, exit_code=0), now=NOW) is None
