@@ -19,7 +19,16 @@ know, so that a new form is one row (plus one test case in tests/data/ratelimit_
 `_RESET_FORMS` turns the reset phrasing into a UTC instant ("resets 3pm (Europe/Berlin)",
 "resets Mon 12:00am", "try again at 2:51 PM", "reset after 8h44m7s", "|1760000000").
 `detect_agent()` is the one entry point for agent output, `classify_http()`/`detect_http()` for
-judge HTTP replies (headers: `retry-after` wins, else the bucket that is exhausted).
+judge HTTP replies (headers: `retry-after` wins, else the bucket that is exhausted). An adapter
+hands over everything it saw and records the answer:
+
+    output = AgentOutput.from_streams("codex", exit_code=proc.exit_code, stdout=stdout_text,
+                                      stderr=stderr_text, result=None)  # events: stdout's JSONL
+    detection = detect_agent(output, now=datetime.now(timezone.utc), default_wait=ctx.default_rate_limit_wait)
+    if detection is not None:
+        detection.apply(outcome)  # outcome.rate_limit, or outcome.infra_error for a permanent error
+
+tests/support/agent_shapes.py builds each agent's own output shape for tests.
 """
 
 from __future__ import annotations
