@@ -59,10 +59,15 @@ class _Rule:
     pattern: re.Pattern[str]
     kind: Kind
     strong: bool  # True: trustworthy on a noisy channel, not just in known error text
+    check: Callable[[re.Match[str]], bool] | None = None  # a further condition on the match
 
 
-def _rule(regex: str, kind: Kind, strong: bool) -> _Rule:
-    return _Rule(re.compile(regex, re.IGNORECASE), kind, strong)
+def _rule(regex: str, kind: Kind, strong: bool, check: Callable[[re.Match[str]], bool] | None = None) -> _Rule:
+    return _Rule(re.compile(regex, re.IGNORECASE), kind, strong, check)
+
+
+def _number(text: str) -> int:
+    return int(text.replace(",", ""))
 
 
 # First match wins, so the order is the precedence: permanent, then the explicit "not a quota"
@@ -72,6 +77,9 @@ _RULES: tuple[_Rule, ...] = (
     # 30000, Requested 31000": one request above a per-minute limit never fits, however long we wait.
     _rule(r"\brequest\s+too\s+large\b[^\n]{0,200}?\bper\s+(?:min|minute|day)\b"
           r"|\bmust\s+be\s+reduced\s+in\s+order\s+to\s+run\s+successfully", _P, True),
+    # Groq and others: "Limit 7000, Used 0, Requested 7895": one request above the whole limit.
+    _rule(r"\bLimit:?\s+([\d,]+),\s+Used:?\s+[\d,]+,\s+Requested:?\s+([\d,]+)", _P, True,
+          check=lambda m: _number(m[2]) > _number(m[1])),
     # Claude Code: "Server is temporarily limiting requests (not your usage limit) · Rate limited".
     _rule(r"\bnot\s+your\s+usage\s+limit\b|\btemporarily\s+limiting\s+requests\b", _T, True),
     _rule(r"\b(?:usage|weekly|daily|monthly|session|(?:5|five)[-\s]hours?)\s+(?:usage\s+)?limit\s+"
@@ -111,9 +119,9 @@ def _classify(text: str, *, strong_only: bool) -> tuple[Kind, str] | None:
     for rule in _RULES:
         if strong_only and not rule.strong:
             continue
-        match = rule.pattern.search(text)
-        if match:
-            return rule.kind, _snippet(text, match.start())
+        for match in rule.pattern.finditer(text):
+            if rule.check is None or rule.check(match):
+                return rule.kind, _snippet(text, match.start())
     return None
 
 
