@@ -50,7 +50,9 @@ __all__ = ["AgentOutput", "Detection", "detect_agent", "classify_http", "detect_
 UTC = timezone.utc
 _MAX_MESSAGE = 300
 Kind = Literal["transient", "quota", "permanent"]
-_Q, _T, _P = "quota", "transient", "permanent"
+_Q: Literal["quota"] = "quota"
+_T: Literal["transient"] = "transient"
+_P: Literal["permanent"] = "permanent"
 _PRIORITY = {_P: 0, _Q: 1, _T: 2}  # no wait helps a permanent error; a quota outlasts a 429
 
 
@@ -574,12 +576,11 @@ def _opencode_events(out: AgentOutput) -> Iterator[_Evidence]:
     for event in out.events:
         if event.get("type") != "error":
             continue
-        error = event.get("error") if isinstance(event.get("error"), Mapping) else {}
-        data = error.get("data") if isinstance(error.get("data"), Mapping) else {}
-        headers = data.get("responseHeaders") if isinstance(data.get("responseHeaders"), Mapping) else {}
-        text = "\n".join(t for t in (_text(error.get("name")), _text(data.get("message")),
-                                     _text(data.get("responseBody"))) if t) or _text(event)
-        yield _Evidence("events", text, True, _status(data.get("statusCode")), headers=headers or None)
+        data, headers = _get(event, "error", "data"), _get(event, "error", "data", "responseHeaders")
+        text = "\n".join(t for t in (_text(_get(event, "error", "name")), _text(_get(data, "message")),
+                                     _text(_get(data, "responseBody"))) if t) or _text(event)
+        yield _Evidence("events", text, True, _status(_get(data, "statusCode")),
+                        headers=headers if isinstance(headers, Mapping) and headers else None)
 
 
 # ---- Aider: exits 0 on 429/401; litellm's exception lines on stdout/stderr
@@ -697,8 +698,8 @@ def detect_agent(output: AgentOutput, *, now: datetime, default_wait: float = 60
     if not hits:
         return None
     hits.sort(key=lambda hit: _PRIORITY[hit[0]])  # stable: channel order breaks ties
-    kind, message, first = hits[0]
-    channel = first.channel
+    kind, message, strongest = hits[0]
+    channel = strongest.channel
     if kind == _P:
         return Detection(_P, message, channel)
     same = [h[2] for h in hits if h[0] == kind] + [h[2] for h in hits if h[0] != kind]

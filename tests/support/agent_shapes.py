@@ -68,7 +68,7 @@ def _codex(channel: str, text: str, success: bool, exit_code: int | None) -> Age
     end = ({"type": "turn.completed", "usage": {"input_tokens": 1, "cached_input_tokens": 0, "output_tokens": 1}}
            if success else None)
     if channel == "events":  # codex exec --json
-        events = [*start, {"type": "error", "message": text}]
+        events: list[dict[str, Any]] = [*start, {"type": "error", "message": text}]
         events.append(end or {"type": "turn.failed", "error": {"message": text}})
         stdout, stderr = _lines(*events), ""
     elif channel == "stderr":  # plain `codex exec`: progress and errors on stderr
