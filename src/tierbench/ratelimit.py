@@ -45,7 +45,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from tierbench.models import AgentOutcome, RateLimitInfo, RateLimitKind
 
 __all__ = ["AgentOutput", "Detection", "detect_agent", "classify_http", "detect_http", "parse_reset_time",
-           "is_rate_limit_text", "parse_jsonl", "local_reset_time", "AGENT_SHAPES"]
+           "is_rate_limit_text", "parse_jsonl", "local_reset_time", "AGENT_SHAPES", "detect_agent_output"]
 
 UTC = timezone.utc
 _MAX_MESSAGE = 300
@@ -406,6 +406,7 @@ class _Evidence:
     status: int | None = None  # an HTTP status the agent reported for this error
     reset: datetime | None = None  # a reset instant the agent gave in a structured field
     headers: Mapping[str, Any] | None = None  # HTTP reply headers the agent passed on (OpenCode)
+    at: datetime | None = None  # when the agent received the reply (header durations count from it)
     kind: Kind | None = None  # the shape itself says the kind (e.g. a rejected rate_limit_event)
 
 
@@ -580,7 +581,8 @@ def _opencode_events(out: AgentOutput) -> Iterator[_Evidence]:
         text = "\n".join(t for t in (_text(_get(event, "error", "name")), _text(_get(data, "message")),
                                      _text(_get(data, "responseBody"))) if t) or _text(event)
         yield _Evidence("events", text, True, _status(_get(data, "statusCode")),
-                        headers=headers if isinstance(headers, Mapping) and headers else None)
+                        headers=headers if isinstance(headers, Mapping) and headers else None,
+                        at=_epoch(event.get("timestamp")) if isinstance(event.get("timestamp"), (int, float)) else None)
 
 
 # ---- Aider: exits 0 on 429/401; litellm's exception lines on stdout/stderr
@@ -705,7 +707,7 @@ def detect_agent(output: AgentOutput, *, now: datetime, default_wait: float = 60
     same = [h[2] for h in hits if h[0] == kind] + [h[2] for h in hits if h[0] != kind]
     reset = next((e.reset for e in same if e.reset is not None), None)
     for evidence in same:
-        reset = reset or (_header_reset(evidence.headers, now) if evidence.headers else None)
+        reset = reset or (_header_reset(evidence.headers, evidence.at or now) if evidence.headers else None)
     for evidence in same:
         reset = reset or parse_reset_time(evidence.text, now=now)
     known = reset is not None
@@ -713,6 +715,18 @@ def detect_agent(output: AgentOutput, *, now: datetime, default_wait: float = 60
         message = f"{channel}: {message}"
     return Detection(kind, message[:_MAX_MESSAGE], channel,
                      reset if reset is not None else now + timedelta(seconds=default_wait), known)
+
+
+def detect_agent_output(result: Mapping[str, Any] | None, stderr: str, *, now: datetime, default_wait: float = 60.0,
+                        stdout_lines: Sequence[str] | None = None, agent: str = "claude-code",
+                        exit_code: int | None = None) -> RateLimitInfo | None:
+    """Transitional: the earlier signature, answered by `detect_agent` with Claude Code's shapes
+    unless `agent` says otherwise. New code calls `detect_agent(AgentOutput(...))`, which also sees
+    the exit code and reports permanent errors."""
+    output = AgentOutput.from_streams(agent, exit_code=exit_code, stdout="\n".join(stdout_lines or ()),
+                                      stderr=stderr or "", result=result)
+    detection = detect_agent(output, now=now, default_wait=default_wait)
+    return detection.rate_limit("agent") if detection is not None else None
 
 
 # --------------------------------------------------------------------------- HTTP replies

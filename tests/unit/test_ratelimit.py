@@ -377,3 +377,22 @@ def test_claude_rejected_rate_limit_event_gives_kind_and_reset():
     assert "seven_day" in detection.message
     allowed_only = [lines[0], json.dumps({"type": "result", "is_error": False, "result": "done"})]
     assert detect_agent(claude(None, lines=allowed_only, exit_code=0), now=NOW) is None
+
+
+def test_opencode_retry_after_counts_from_the_error_event():
+    event = {"type": "error", "timestamp": int(utc(2026, 11, 23, 9, 59).timestamp() * 1000),
+             "error": {"name": "APIError", "data": {"message": "Rate limit exceeded", "statusCode": 429,
+                                                     "responseHeaders": {"retry-after": "90"}}}}
+    output = AgentOutput.from_streams("opencode", exit_code=1, stdout=json.dumps(event), stderr="")
+    detection = detect_agent(output, now=NOW)
+    assert detection is not None and detection.reset_at == utc(2026, 11, 23, 10, 0, 30)
+
+
+def test_transitional_signature_answers_through_detect_agent():
+    from tierbench.ratelimit import detect_agent_output
+
+    info = detect_agent_output(err_result("Claude AI usage limit reached|1795442400"), "", now=NOW)
+    assert info is not None and (info.kind, info.reset_at) == (Q, utc(2026, 11, 23, 14))
+    codex = [json.dumps({"type": "error", "message": "Reconnecting... 1/5 (last status: 429 Too Many Requests)"}),
+             json.dumps({"type": "turn.completed", "usage": {}})]
+    assert detect_agent_output(None, "", now=NOW, stdout_lines=codex, agent="codex", exit_code=0) is None
