@@ -62,10 +62,18 @@ class _Rule:
     kind: Kind
     strong: bool  # True: trustworthy on a noisy channel, not just in known error text
     check: Callable[[re.Match[str]], bool] | None = None  # a further condition on the match
+    reason: str = ""  # for a permanent error: why no wait helps, and what does
 
 
-def _rule(regex: str, kind: Kind, strong: bool, check: Callable[[re.Match[str]], bool] | None = None) -> _Rule:
-    return _Rule(re.compile(regex, re.IGNORECASE), kind, strong, check)
+def _rule(regex: str, kind: Kind, strong: bool, check: Callable[[re.Match[str]], bool] | None = None,
+          reason: str = "") -> _Rule:
+    return _Rule(re.compile(regex, re.IGNORECASE), kind, strong, check, reason)
+
+
+_TOO_LARGE = ("the request is larger than the provider's per-minute token limit, so no wait can let it through; "
+              "shorten the prompt or context, or raise the limit")
+_NO_QUOTA = ("the plan has no quota at all for this model (quota limit 0), so no wait can let it through; "
+             "enable billing for the key or choose another model")
 
 
 def _number(text: str) -> int:
@@ -78,12 +86,17 @@ _RULES: tuple[_Rule, ...] = (
     # OpenAI: "Request too large for gpt-4o in organization org-x on tokens per min (TPM): Limit
     # 30000, Requested 31000": one request above a per-minute limit never fits, however long we wait.
     _rule(r"\brequest\s+too\s+large\b[^\n]{0,200}?\bper\s+(?:min|minute|day)\b"
-          r"|\bmust\s+be\s+reduced\s+in\s+order\s+to\s+run\s+successfully", _P, True),
+          r"|\bmust\s+be\s+reduced\s+in\s+order\s+to\s+run\s+successfully", _P, True, reason=_TOO_LARGE),
     # Groq and others: "Limit 7000, Used 0, Requested 7895": one request above the whole limit.
     _rule(r"\bLimit:?\s+([\d,]+),\s+Used:?\s+[\d,]+,\s+Requested:?\s+([\d,]+)", _P, True,
-          check=lambda m: _number(m[2]) > _number(m[1])),
+          check=lambda m: _number(m[2]) > _number(m[1]), reason=_TOO_LARGE),
+    # Gemini: "Quota exceeded for metric: ...free_tier_requests, limit: 0, model: gemini-3.1-pro".
+    _rule(r"\bQuota\s+exceeded\s+for\s+metric:\s*\S+,\s*limit:\s*0\b", _P, True, reason=_NO_QUOTA),
     # Claude Code: "Server is temporarily limiting requests (not your usage limit) · Rate limited".
     _rule(r"\bnot\s+your\s+usage\s+limit\b|\btemporarily\s+limiting\s+requests\b", _T, True),
+    # Gemini reuses its quota wording for per-minute limits, but then names the window: "Please
+    # retry in 59.44s" / retryDelay / a PerMinute quota id. An exhausted daily quota never does.
+    _rule(r"\bPlease\s+retry\s+in\s+[\d.]+\s*s\b|\bretryDelay\b|\bPerMinute", _T, True),
     _rule(r"\b(?:usage|weekly|daily|monthly|session|(?:5|five)[-\s]hours?)\s+(?:usage\s+)?limit\s+"
           r"(?:reached|exceeded|hit)", _Q, True),
     _rule(r"\byou(?:'|’|\s+ha)?ve\s+(?:hit|reached)\s+your\s+(?:[\w.-]+\s+){0,2}(?:limit|quota)", _Q, True),
@@ -125,6 +138,13 @@ def _classify(text: str, *, strong_only: bool) -> tuple[Kind, str] | None:
             if rule.check is None or rule.check(match):
                 return rule.kind, _snippet(text, match.start())
     return None
+
+
+def _permanent_reason(text: str) -> str:
+    for rule in _RULES:
+        if rule.kind == _P and any(rule.check is None or rule.check(m) for m in rule.pattern.finditer(text)):
+            return rule.reason
+    return ""
 
 
 def is_rate_limit_text(text: str) -> tuple[RateLimitKind, str] | None:
@@ -301,6 +321,7 @@ _RESET_FORMS: tuple[_ResetForm, ...] = tuple(
         (r"\breset(?:s_at|sAt|_at)\W{1,4}(?P<epoch>\d{9,13})(?!\d)", _from_epoch),
         (r"\bresets?_in_seconds\W{1,4}(?P<secs>\d+(?:\.\d+)?)", _after_seconds),
         (r"\benforced_spend_limit_reached\b", _next_month),
+        (r"\bretryDelay\W{1,5}(?P<dur>\d+(?:\.\d+)?s)\b", _after),  # Gemini's google.rpc.RetryInfo
         (r"\breset\w*\W{1,5}(?:at\s+|on\s+)?(?P<iso>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
          r"(?:Z|[+-]\d{2}:?\d{2})?)", _from_iso),
         (_LEAD + r"(?:on\s+|at\s+)?(?P<mon>" + "|".join(_MONTHS) + r")[a-z]*\.?\s+(?P<day>\d{1,2})"
@@ -372,6 +393,7 @@ class Detection:
     channel: str  # result | events | stdout | stderr | exit_code | http
     reset_at: datetime | None = None  # UTC; None for a permanent error
     reset_known: bool = False  # False: reset_at is the configured fallback wait
+    reason: str = ""  # for a permanent error: why no wait helps, and what does
 
     @property
     def is_rate_limit(self) -> bool:
@@ -387,8 +409,7 @@ class Detection:
     def infra_error(self) -> str | None:
         if self.is_rate_limit:
             return None
-        return ("the request is larger than the provider's per-minute token limit, so no wait can let it "
-                f"through; shorten the prompt or context, or raise the limit ({self.message})")
+        return f"{self.reason or 'a permanent error: no wait can let it through'} ({self.message})"
 
     def apply(self, outcome: AgentOutcome) -> None:
         """Record this detection on an adapter's outcome: a rate limit, or an infrastructure error."""
@@ -703,7 +724,7 @@ def detect_agent(output: AgentOutput, *, now: datetime, default_wait: float = 60
     kind, message, strongest = hits[0]
     channel = strongest.channel
     if kind == _P:
-        return Detection(_P, message, channel)
+        return Detection(_P, message, channel, reason=_permanent_reason(strongest.text))
     same = [h[2] for h in hits if h[0] == kind] + [h[2] for h in hits if h[0] != kind]
     reset = next((e.reset for e in same if e.reset is not None), None)
     for evidence in same:
@@ -811,7 +832,7 @@ def classify_http(status: int, headers: Mapping[str, Any] | None, body: str | Ma
     detail = ": ".join(_text(error.get(k)) for k in ("type", "message") if error.get(k))
     message = (f"HTTP {status}" + (f" {detail}" if detail else f" {found[1]}" if found else ""))[:_MAX_MESSAGE]
     if found is not None and found[0] == _P:
-        return Detection(_P, message, "http")
+        return Detection(_P, message, "http", reason=_permanent_reason(text))
     kind: Kind = _Q if quota_coded or (found is not None and found[0] == _Q) else _T
     reset = _header_reset(headers or {}, now)
     for candidate in (_text(error.get("message")), text):
