@@ -491,7 +491,9 @@ def _claude_events(out: AgentOutput) -> Iterator[_Evidence]:
             if isinstance(info, Mapping) and info.get("status") == "rejected":
                 yield _Evidence("events", f"rate_limit_event rejected: {_text(info.get('rateLimitType'))} limit",
                                 True, reset=_epoch(info.get("resetsAt")), kind=_Q)
-        elif kind == "error" or (kind == "system" and subtype in ("api_error", "error")):
+        elif (kind == "error" and isinstance(event.get("error"), Mapping)) or (kind == "system" and subtype == "api_error"):
+            # An API error object ({"type":"error","error":{"type":"rate_limit_error",...}}), not any
+            # JSON line that says "error": a command agent's stdout may carry the task's own logs.
             yield _Evidence("events", _text(event), True)
         elif event.get("error") and event.get("is_api_error_message", kind == "assistant"):
             # Synthetic API-error message ({"type":"assistant","error":"rate_limit",...}): the reset
