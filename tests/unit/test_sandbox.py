@@ -12,7 +12,8 @@ import pytest
 from tests.support.cli import cli_env, run_cli
 from tests.support.testdirs import make_test_dir
 from tierbench.process import ProcessRegistry, run_process
-from tierbench.sandbox import BWRAP_ENV, SandboxPolicy, choose_sandbox, find_bwrap, probe_bwrap
+from tierbench.sandbox import (BWRAP_ENV, SandboxPolicy, SandboxUnavailable, choose_sandbox, find_bwrap,
+                               probe_bwrap)
 
 BWRAP = find_bwrap()
 needs_bwrap = pytest.mark.skipif(probe_bwrap(BWRAP) is not None, reason=f"bubblewrap: {probe_bwrap(BWRAP)}")
@@ -62,7 +63,7 @@ def test_auto_falls_back_and_bwrap_refuses_when_bubblewrap_cannot_work(tmp_path,
     monkeypatch.setenv(BWRAP_ENV, str(tmp_path / "no-bwrap"))
     choice = choose_sandbox("auto")
     assert choice.kind == "none" and "sandbox off" in choice.note and "--sandbox auto" in choice.note
-    with pytest.raises(ValueError, match="--sandbox bwrap: .* pass --sandbox none"):
+    with pytest.raises(SandboxUnavailable, match="--sandbox bwrap: .* pass --sandbox none"):
         choose_sandbox("bwrap")
     assert choose_sandbox("none").kind == "none"
 

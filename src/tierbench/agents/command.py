@@ -6,6 +6,10 @@ Claude-Code-style JSON result, tokens, cost and rate limits are read from it exa
 Code itself; if it prints Claude Code's stream-json events (a wrapper around `claude
 --output-format stream-json --verbose`), stdout is also kept as agent/transcript.jsonl and counted
 into the run's ToolUsage.
+environment variables. If it prints a Claude-Code-style JSON result, tokens, cost and rate limits
+are read from it exactly as for Claude Code itself. Its other output is the task's own (a test
+runner may print "429 Too Many Requests"): only Claude Code's own error lines count as a rate limit
+there, and never when the result or the exit code says the run finished.
 
 Also home of the small helpers every subprocess-driven adapter shares: the replayable
 `command.json` record and turning a `ProcessOutcome` into an `AgentOutcome`.
@@ -21,10 +25,11 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tierbench.agents.base import AgentContext
+from tierbench.agents.base import DEFAULT_RATE_LIMIT_WAIT, AgentContext
 from tierbench.agents.jsonresult import apply_result_fields, parse_result_json
 from tierbench.process import ProcessOutcome, ProcessRegistry, run_process
 from tierbench.models import AgentOutcome, RateLimitInfo
+from tierbench.ratelimit import AgentOutput, detect_agent
 from tierbench.store.atomic import atomic_write_text
 from tierbench.transcript import TRANSCRIPT_NAME, count_usage, is_claude_stream, parse_events, read_events
 
@@ -119,7 +124,7 @@ class CommandAgent:
             raise ValueError("the command agent needs the shell command to run: --agent-opt cmd='...'")
 
     def preflight(self, options: dict[str, str], model: str | None, registry: ProcessRegistry,
-                  work_dir: Path) -> RateLimitInfo | None:
+                  work_dir: Path, *, default_wait: float = DEFAULT_RATE_LIMIT_WAIT) -> RateLimitInfo | None:
         return None  # an arbitrary command has no free probe
 
     def run(self, ctx: AgentContext) -> AgentOutcome:
@@ -138,7 +143,8 @@ class CommandAgent:
         outcome = outcome_from_process(proc, argv)
         if proc.exit_code is None:
             return outcome
-        result = parse_result_json(read_log(stdout_path))
+        stdout_text = read_log(stdout_path)
+        result = parse_result_json(stdout_text)
         if result is not None:
             outcome = apply_result_fields(outcome, result)
         streamed = adopt_stream_transcript(stdout_path, ctx.agent_dir)
@@ -150,8 +156,9 @@ class CommandAgent:
             detail = f" ({last_line})" if last_line else ""
             outcome.infra_error = f"command not found: {_program_name(cmd)}{detail}"
             return outcome
-        from tierbench.ratelimit import detect_agent_output  # written alongside; keep import cheap
-
-        outcome.rate_limit = detect_agent_output(result, stderr_text, now=datetime.now(timezone.utc),
-                                                 default_wait=ctx.default_rate_limit_wait)
+        output = AgentOutput.from_streams(self.name, exit_code=proc.exit_code, stdout=stdout_text,
+                                          stderr=stderr_text, result=result)
+        detection = detect_agent(output, now=datetime.now(timezone.utc), default_wait=ctx.default_rate_limit_wait)
+        if detection is not None:
+            detection.apply(outcome)
         return outcome

@@ -23,6 +23,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 PASS_ENV = "TIERBENCH_PASS_ENV"
 _BASIC = frozenset({
@@ -58,7 +59,7 @@ def remove_private_space(path: Path) -> None:
     if not path.exists():
         return
 
-    def _writable_and_retry(func, target, _exc):  # type: ignore[no-untyped-def]
+    def _writable_and_retry(func: Callable[[str], object], target: str, _exc: object) -> None:
         # An agent may leave read-only directories (e.g. Go's module cache); make them removable.
         try:
             os.chmod(os.path.dirname(target), 0o700)
