@@ -254,10 +254,10 @@ def test_gee_matches_statsmodels_formula_fit():
 
     rng = np.random.default_rng(7)
     rows = []
-    for test in range(8):
+    for test in range(8):  # unequal run counts, so the working correlation matters
         difficulty = rng.normal(0, 1.5)
         for arm in (0, 1):
-            for _ in range(4):
+            for _ in range(2 + (test + 3 * arm) % 5):
                 rows.append({"test": f"t{test}", "tier": arm,
                              "passed": int(rng.random() < expit(difficulty + 0.9 * arm))})
     frame = pd.DataFrame(rows)
