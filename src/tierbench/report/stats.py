@@ -448,3 +448,53 @@ def pass_hat_k(n: int, c: int, k: int) -> float:
     if not 0 <= c <= n or not 1 <= k <= n:
         raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
     return math.comb(c, k) / math.comb(n, k)
+
+
+# --- Planning: how many runs ---------------------------------------------------------------------
+
+def expected_wilson_half_width(n: int, p: float, conf: float = 0.95) -> float:
+    """Mean half-width of the Wilson interval over K ~ Binomial(n, p): what n runs will give."""
+    if n <= 0:
+        return math.inf
+    z = _z(conf)
+    k = np.arange(n + 1)
+    phat = k / n
+    denom = 1.0 + z * z / n
+    half = z * np.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / denom
+    return float(np.sum(sps.binom.pmf(k, n, p) * half))
+
+
+def runs_for_half_width(p: float, half_width: float, conf: float = 0.95,
+                        max_runs: int = 100_000) -> int | None:
+    """Fewest runs whose expected Wilson half-width at pass rate p is at most `half_width`;
+    None when more than `max_runs` would be needed."""
+    if not 0.0 <= p <= 1.0 or not 0.0 < half_width < 1.0:
+        raise ValueError(f"need 0 <= p <= 1 and 0 < half_width < 1, got {p}, {half_width}")
+    if expected_wilson_half_width(max_runs, p, conf) > half_width:
+        return None
+    low, high = 0, 1
+    while expected_wilson_half_width(high, p, conf) > half_width:
+        low, high = high, high * 2
+    while high - low > 1:  # invariant: low is too few (or 0), high is enough
+        mid = (low + high) // 2
+        if expected_wilson_half_width(mid, p, conf) > half_width:
+            low = mid
+        else:
+            high = mid
+    return high
+
+
+def runs_for_uplift(p0: float, uplift: float, alpha: float = 0.05, power: float = 0.8) -> int | None:
+    """Runs per arm for a two-sided test of p0 + uplift against p0 to reach `power` at level
+    `alpha` (Cohen's arcsine effect size h, statsmodels NormalIndPower). None when p0 + uplift
+    leaves [0, 1] or the uplift is 0."""
+    from statsmodels.stats.power import NormalIndPower
+    from statsmodels.stats.proportion import proportion_effectsize
+
+    p1 = p0 + uplift
+    if uplift == 0 or not 0.0 <= p1 <= 1.0 or not 0.0 <= p0 <= 1.0:
+        return None
+    effect = abs(float(proportion_effectsize(p1, p0)))
+    n = NormalIndPower().solve_power(effect_size=effect, alpha=alpha, power=power, ratio=1.0,
+                                     alternative="two-sided")
+    return max(2, math.ceil(float(n) - 1e-9))
