@@ -1,17 +1,22 @@
-"""Statistics for the reports: pure functions over plain numbers (numpy/scipy, no I/O).
+"""Statistics for the reports: pure functions over plain numbers (numpy/scipy/statsmodels, no I/O).
 
 Every choice a reader of a published table would ask about is made here, once, and documented:
 
-- Pass-rate intervals are Wilson score intervals (good coverage at small n and at 0% / 100%, where
-  the normal "Wald" interval collapses to a point). With n = 0 the interval is (0, 1): no runs, no
-  information.
-- Score means get a percentile bootstrap interval with a fixed seed, so the same files always give
-  the same report.
-- Uplift between two tiers is a difference of proportions with the Newcombe hybrid score interval
-  (method 10 of Newcombe 1998, built from the two Wilson intervals) and a two-sided Fisher exact
-  p-value; p-values across tiers are Holm-adjusted.
-- Judge agreement is Krippendorff's alpha for interval data (missing values allowed) plus the plain
-  pairwise agreement on pass/fail verdicts, which is easier to explain.
+- Pass-rate intervals are Wilson score intervals. With n = 0 the interval is (0, 1).
+- Score means get a Clopper-Pearson (beta) interval on the sum of scores in [0, 1]: coverage at
+  least nominal from n = 1 (the percentile bootstrap covered 54-73% at n = 3-5 near 0 or 1 and
+  printed zero-width intervals), and never zero width.
+- Uplift between two tiers of one test: difference of proportions, Newcombe hybrid score interval
+  (method 10 of Newcombe 1998) with its dual p-value; Bonferroni-simultaneous interval and p over
+  the tiers compared; the Fisher exact p, Holm-adjusted, as a second opinion.
+- Across tests (a batch): per-test differences with a t-interval (each test counts once, so no
+  Simpson reversal), a cluster bootstrap over tests, a GEE logistic model with the test as the
+  cluster, and a Cochran-Mantel-Haenszel test stratified by test (statsmodels).
+- Best of several: probability of the highest pass rate under Beta-binomial posteriors.
+- pass@k and pass^k: the unbiased estimators from n runs with c passes.
+- Judge agreement: Krippendorff's alpha, interval metric for scores, nominal metric for pass/fail
+  verdicts (chance-corrected), plus the raw pairwise pass/fail agreement.
+- Planning: runs for an expected Wilson half-width, runs per arm for a detectable uplift.
 
 Undefined quantities come back as `math.nan` (or `math.inf` for cost-of-pass); the report layer turns
 them into JSON null with an explicit flag.
