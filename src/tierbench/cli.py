@@ -42,6 +42,16 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration (like 3600, 90m or 6h)") from None
 
 
+def _budget(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount in USD (like 25 or 7.50)") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive amount in USD")
+    return value
+
+
 def _key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -82,6 +92,8 @@ def _add_run_only_options(parser: argparse.ArgumentParser) -> None:
                         help="apply more --runs/--tiers/--max-subtests to an existing experiment")
     parser.add_argument("--quiet", action="store_true", help="print only errors and the final summary")
     parser.add_argument("--no-report", action="store_true", help="skip writing the report at the end")
+    parser.add_argument("--budget-usd", type=_budget, default=None, metavar="USD",
+                        help="launch no run whose forecast cost would take the spend past USD")
 
 
 def requested_config(args: argparse.Namespace) -> dict[str, Any]:

@@ -112,7 +112,10 @@ def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
                                             config_hash=config.config_hash(), planned=plan_runs(config, opened.test))
         for fixed in load_notes.fixed:
             progress.message(f"fixed on load: {fixed}")
-        coordinator = Coordinator(layout, config, opened.test, store, progress)
+        budget = getattr(args, "budget_usd", None)
+        if budget is None:  # a rerun keeps the budget recorded in the checkpoint
+            budget = store.checkpoint.budget_usd
+        coordinator = Coordinator(layout, config, opened.test, store, progress, budget_usd=budget)
         _install_signal_handlers(coordinator)
         _stop_with_parent_batch()
         try:

@@ -19,6 +19,9 @@ from tierbench.plan import plan_runs
 from tierbench.spec import SpecError, load_test
 from tierbench.store.layout import ExperimentLayout
 from tierbench.store.lock import ExperimentLock
+from tierbench.store.state import peek_state
+from tierbench.execute.budget import CostModel
+from tierbench.progress import budget_line
 
 
 def experiment_status(layout: ExperimentLayout) -> dict[str, Any]:
@@ -31,6 +34,8 @@ def experiment_status(layout: ExperimentLayout) -> dict[str, Any]:
         raise ExperimentError(f"the experiment's test snapshot is invalid: {exc}") from None
     tiers: dict[str, dict[str, Any]] = {}
     total_cost = 0.0
+    costs = CostModel()
+    pending = []
     for key in plan_runs(config, test):
         row = tiers.setdefault(key.tier, {"total": 0, "done": 0, "passed": 0, "failed": 0, "cost_usd": 0.0,
                                           "attempts_rate_limited": 0, "attempts_error": 0})
@@ -46,6 +51,11 @@ def experiment_status(layout: ExperimentLayout) -> dict[str, Any]:
                 row["passed" if result.status is RunStatus.PASSED else "failed"] += 1
                 row["cost_usd"] += result.cost_usd
                 total_cost += result.cost_usd
+                costs.add(key.tier, key.subtest, result.cost_usd)
+            else:
+                pending.append(key)
+        else:
+            pending.append(key)
         attempts = layout.attempts_dir(key)
         if attempts.is_dir():
             for attempt in attempts.glob("*/run_result.json"):
@@ -78,7 +88,24 @@ def experiment_status(layout: ExperimentLayout) -> dict[str, Any]:
         "total_pause_seconds": checkpoint.get("total_pause_seconds", 0.0),
         "rate_limited_attempts": sum(t["attempts_rate_limited"] for t in tiers.values()),
         "error_attempts": sum(t["attempts_error"] for t in tiers.values()),
+        **_budget(layout, costs, pending),
     }
+
+
+def _budget(layout: ExperimentLayout, costs: CostModel, pending: list) -> dict[str, Any]:
+    """Budget, spent, committed (runs in flight) and the forecast of the whole plan: spent plus
+    committed plus each pending run at the mean cost of its subtest. Read from the checkpoint and
+    the journal after it, so a running coordinator's latest commitments show."""
+    state = peek_state(layout)
+    if state is None or state.budget_usd is None:
+        return {"budget_usd": None}
+    committed = sum(state.budget_commitments.values())
+    in_flight = set(state.budget_commitments)
+    rest = sum(costs.expected(k.tier, k.subtest) or 0.0 for k in pending
+               if f"{k.tier}/{k.subtest}/{k.run}" not in in_flight)
+    return {"budget_usd": state.budget_usd, "spent_usd": round(state.spent_usd, 6),
+            "committed_usd": round(committed, 6),
+            "forecast_usd": round(state.spent_usd + committed + rest, 6)}
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
@@ -104,6 +131,9 @@ def format_status(status: dict[str, Any]) -> str:
     lines.append(f"  rate-limited attempts {status['rate_limited_attempts']}, pauses {status['pause_count']} "
                  f"({status['total_pause_seconds']:.0f}s paused), infrastructure-error attempts "
                  f"{status['error_attempts']}")
+    if status.get("budget_usd") is not None:
+        lines.append("  " + budget_line(status["budget_usd"], status["spent_usd"], status["committed_usd"],
+                                        status["forecast_usd"]))
     if status["rate_limit_active"]:
         lines.append(f"  rate limited until {status['rate_limit_until']} ({status['rate_limit_source']})")
     return "\n".join(lines)
