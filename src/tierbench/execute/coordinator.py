@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 from tierbench.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_RATE_LIMITED
 from tierbench.execute import budget as budgeting
@@ -32,6 +33,7 @@ from tierbench.ratelimit import local_reset_time
 from tierbench.spec import LoadedTest, Subtest
 from tierbench.store.atomic import atomic_write_json
 from tierbench.store.layout import ExperimentLayout
+from tierbench.store.shared_budget import budget_lock, sibling_spend
 from tierbench.store.state import StateStore
 
 _POLL_SECONDS = 0.25
@@ -46,9 +48,12 @@ class Outcome:
 
 class Coordinator:
     def __init__(self, layout: ExperimentLayout, config: ExperimentConfig, test: LoadedTest,
-                 store: StateStore, progress: ProgressSink, budget_usd: float | None = None):
+                 store: StateStore, progress: ProgressSink, budget_usd: float | None = None,
+                 budget_scope: Path | None = None):
         self.layout, self.config, self.test, self.store, self.progress = layout, config, test, store, progress
         self.budget_usd = budget_usd
+        self.budget_scope = budget_scope  # a batch's results dir: the budget covers all its tests
+        self._others = (0.0, 0.0)  # (spent, committed) by the batch's other tests, last decision
         self._costs = budgeting.CostModel()
         self._spent = 0.0
         self._committed: dict[RunKey, float] = {}
@@ -333,7 +338,7 @@ class Coordinator:
             return Outcome(EXIT_ERROR, stall_error, [stall_error])
         if pending and self._budget_stop is not None and not self._errored_pending(pending):
             self.store.close("budget_reached")
-            message = budgeting.budget_message(self.budget_usd or 0.0, self._spent,
+            message = budgeting.budget_message(self.budget_usd or 0.0, self._others[0] + self._spent,
                                                self._budget_stop.forecast, len(pending))
             return Outcome(EXIT_ERROR, message, [message])
         if pending:
@@ -375,9 +380,17 @@ class Coordinator:
 
     def _within_budget(self, key: RunKey) -> bool:
         """Commit and return True when `key` may launch; otherwise remember why not."""
+        if self.budget_scope is None:
+            return self._decide(key)
+        with budget_lock(self.budget_scope):  # one decision at a time across the batch
+            self._others = sibling_spend(self.budget_scope, self.layout.root)
+            return self._decide(key)
+
+    def _decide(self, key: RunKey) -> bool:
         expected = self._costs.expected(key.tier, key.subtest)
-        decision = budgeting.decide(self.budget_usd or 0.0, self._spent, sum(self._committed.values()),
-                                    expected, len(self._in_flight))
+        decision = budgeting.decide(self.budget_usd or 0.0, self._others[0] + self._spent,
+                                    self._others[1] + sum(self._committed.values()), expected,
+                                    len(self._in_flight))
         if not decision.launch:
             if expected is not None or not self._in_flight:
                 self._budget_stop = decision
@@ -404,8 +417,10 @@ class Coordinator:
         pending = [k for k in self.plan if k not in self.store.completed and k not in self._in_flight]
         committed = sum(self._committed.values())
         rest = sum(self._costs.expected(k.tier, k.subtest) or 0.0 for k in pending)
-        return {"budget": self.budget_usd, "spent": self._spent, "committed": committed,
-                "forecast": self._spent + committed + rest}
+        spent = self._others[0] + self._spent
+        committed += self._others[1]
+        return {"budget": self.budget_usd, "spent": spent, "committed": committed,
+                "forecast": spent + committed + rest}
 
     def _show_budget(self) -> None:
         view = self.budget_view()
