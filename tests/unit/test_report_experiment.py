@@ -333,6 +333,7 @@ def test_simpson_example_does_not_reverse_the_batch_headline(tmp_path: Path):
     md = (batch / "report.md").read_text()
     assert "## Pooled by tier (descriptive)" in md and "can disagree with the per-test comparison" in md
     assert "| T1 | 2 | 2/0/0 | 15.0% |" in md
+    assert (batch / "uplift.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_batch_inference_matches_statsmodels_from_the_files(tmp_path: Path):

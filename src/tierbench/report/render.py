@@ -242,7 +242,9 @@ def batch_sections(rep: BatchReport) -> list[Section]:
                     _ratio_ci(u.gee.odds_ratio_ci), _pct(u.gee.diff), _ci(u.gee.diff_ci),
                     _p(u.gee.p_holm), str(u.cmh.n_strata), _p(u.cmh.p_value), _p(u.cmh.p_holm),
                     "∞" if u.cmh.mh_odds_ratio_infinite else _num(u.cmh.mh_odds_ratio),
-                    _ratio_ci(u.cmh.mh_odds_ratio_ci)] for u in rep.uplift])] if rep.uplift else [])
+                    _ratio_ci(u.cmh.mh_odds_ratio_ci)] for u in rep.uplift])] if rep.uplift else [],
+        figures=[("uplift.png", "Uplift vs T0 paired by test, 95% and simultaneous CIs")]
+        if any(u.mean_diff is not None for u in rep.uplift) else [])
     flaky = Section("Flaky tests", text=[
         "Tests with a subtest whose outcome flips between runs." if rep.flaky_tests
         else "None: no subtest both passed and failed."],
@@ -253,7 +255,8 @@ def batch_sections(rep: BatchReport) -> list[Section]:
         ["Test", *rep.tiers, "Best tier", "Best score", "Frontier cost-of-pass", "Total cost"],
         [[row.test_id, *[_cell(row.tiers[t].n_passed, row.tiers[t].n_runs, row.tiers[t].pass_rate)
                          if t in row.tiers else "–" for t in rep.tiers],
-          row.best_tier or "–", _num(row.best_score), _cop(row.frontier_cop, row.frontier_cop_infinite),
+          (row.best_tier or "–") + (" (not separated)" if row.best_tier_separated is False else ""),
+          _num(row.best_score), _cop(row.frontier_cop, row.frontier_cop_infinite),
           _usd(row.total_cost)] for row in rep.tests])])
     pooled = Section("Pooled by tier (descriptive)", text=[
         "Runs pooled over tests: descriptive only. Pooling weighs tests by their run counts and "
@@ -422,6 +425,8 @@ def write_report(path: Path, out_dir: Path | None = None,
         report = summarize_batch(path, experiments)
         sections = batch_sections(report)
         make_images = {"pooled_pass_rate.png": lambda: plots.batch_pass_rate_plot(report)}
+        if any(u.mean_diff is not None for u in report.uplift):
+            make_images["uplift.png"] = lambda: plots.batch_uplift_plot(report)
         make_csvs = lambda: batch_csvs(report, experiments)  # noqa: E731
     else:
         raise ValueError(f"{path} is neither an experiment dir (config/experiment.json) "
