@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -93,3 +94,25 @@ def test_plan_rejects_a_directory_without_tests(tmp_path: Path):
         make_plan(tmp_path, half_width=0.1)
     with pytest.raises(ValueError, match="not an experiment directory"):
         make_plan(EXAMPLES / "py-fizzbuzz", half_width=0.1, pilot=tmp_path)
+
+
+def test_plan_command_line(tmp_path: Path):
+    """`tierbench plan` as a user runs it: text by default, JSON with --json, exit 1 on bad input."""
+    from tests.support.cli import run_cli
+
+    pilot = _counts_experiment(tmp_path / "pilot", "py-fizzbuzz", {"T0": (2, 8), "T1": (6, 8)})
+    text = run_cli("plan", EXAMPLES / "py-fizzbuzz", "--half-width", "0.2", "--pilot", pilot,
+                   "--tiers", "T0", "T1", "--parallel", "3")
+    assert text.returncode == 0, text.stderr
+    expected = make_plan(EXAMPLES / "py-fizzbuzz", half_width=0.2, pilot=pilot, tiers=["T0", "T1"],
+                         parallel=3)
+    assert text.stdout == render_plan(expected)
+    as_json = run_cli("plan", EXAMPLES / "py-fizzbuzz", "--half-width", "0.2", "--pilot", pilot,
+                      "--tiers", "T0", "T1", "--parallel", "3", "--json")
+    assert as_json.returncode == 0
+    assert json.loads(as_json.stdout) == json.loads(expected.model_dump_json())
+    bad = run_cli("plan", EXAMPLES / "py-fizzbuzz", "--half-width", "1.5")
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == "tierbench: --half-width 1.5: must be between 0 and 1 (e.g. 0.1)"
+    missing = run_cli("plan", tmp_path / "nowhere", "--uplift", "0.2")
+    assert missing.returncode == 1 and "no test.yaml there" in missing.stderr
