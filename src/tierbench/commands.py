@@ -246,3 +246,20 @@ def cmd_report(path: Path, out: Path | None, formats: str) -> int:
     for file in written:
         print(file)
     return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """`tierbench plan`: read-only; prints the plan (text or JSON) and exits 0, or 1 on bad input."""
+    from tierbench.report.planning import make_plan, render_plan
+
+    try:
+        plan = make_plan(args.path, half_width=args.half_width, uplift=args.uplift, pilot=args.pilot,
+                         prior_pass_rate=args.prior_pass_rate, tiers=args.tiers,
+                         max_subtests=args.max_subtests, parallel=args.parallel, alpha=args.alpha,
+                         power=args.power, cost_per_run=args.cost_per_run,
+                         seconds_per_run=args.seconds_per_run)
+    except (ValueError, SpecError) as exc:
+        print_error(str(exc))
+        return EXIT_ERROR
+    print(plan.model_dump_json(indent=2) if args.json else render_plan(plan), end="" if not args.json else "\n")
+    return EXIT_OK

@@ -113,6 +113,11 @@ def make_plan(path: Path, *, half_width: float | None = None, uplift: float | No
         raise ValueError(f"--uplift {uplift}: must be between 0 and 1 (e.g. 0.2)")
     if prior_pass_rate is not None and not 0 <= prior_pass_rate <= 1:
         raise ValueError(f"--prior-pass-rate {prior_pass_rate}: must be between 0 and 1")
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise ValueError(f"--alpha {alpha} / --power {power}: both must be between 0 and 1")
+    for flag, value in (("--cost-per-run", cost_per_run), ("--seconds-per-run", seconds_per_run)):
+        if value is not None and value < 0:
+            raise ValueError(f"{flag} {value}: must not be negative")
     if parallel <= 0:
         raise ValueError(f"--parallel {parallel}: must be a positive whole number")
     plan = Plan(target="half_width" if half_width is not None else "uplift", half_width=half_width,
