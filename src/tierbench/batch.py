@@ -39,6 +39,7 @@ from tierbench.batch_summary import (SUMMARY_FILE,
                                      completed_result, exit_code, load_summary, needs_run, print_outcome)
 from tierbench.ratelimit import local_reset_time
 from tierbench.experiment import backup_aside
+from tierbench.store.layout import ExperimentLayout
 from tierbench.store.lock import ExperimentLock, LockHeld
 
 INTERRUPTED_CODES = (EXIT_INTERRUPTED, -signal.SIGINT, -signal.SIGTERM)
@@ -128,9 +129,13 @@ def assign_threads(tests: list[BatchTest], threads: int) -> dict[int, list[Batch
     return plan
 
 
-def child_command(test_dir: Path, results_dir: Path, options: BatchOptions) -> list[str]:
-    """`tierbench run` for one test with only the options the batch was given."""
+def child_command(test_dir: Path, results_dir: Path, options: BatchOptions,
+                  budget_usd: float | None = None) -> list[str]:
+    """`tierbench run` for one test with only the options the batch was given. A batch budget
+    covers every test together: each child gets it with the batch dir as its scope."""
     cmd = [sys.executable, "-m", "tierbench.cli", "run", str(test_dir), "--results-dir", str(results_dir)]
+    if budget_usd is not None:
+        cmd += [f"--budget-usd={budget_usd!r}", f"--budget-scope={results_dir}"]
     if options.tiers:
         cmd += ["--tiers", *options.tiers]
     singles = {"--runs": options.runs_per_subtest, "--max-subtests": options.max_subtests,
@@ -217,8 +222,10 @@ class Children:
 
 class BatchRunner:
     def __init__(self, results_dir: Path, options: BatchOptions, writer: SummaryWriter,
-                 progress: BatchProgress):
+                 progress: BatchProgress, budget_usd: float | None = None):
         self.results_dir, self.options, self.writer, self.progress = results_dir, options, writer, progress
+        self.budget_usd = budget_usd
+        self.budget_reached: str | None = None  # set (a test id): the budget stopped a child, launch nothing more
         self.children = Children()
         self.interrupted = threading.Event()
         self.rate_limited: tuple[datetime | None, str] | None = None  # set: launch nothing more
@@ -273,7 +280,7 @@ class BatchRunner:
                 return None
             attempt += 1
             self.writer.forget(test.test_id, str(test.test_dir))
-            cmd = child_command(test.test_dir, self.results_dir, self.options)
+            cmd = child_command(test.test_dir, self.results_dir, self.options, self.budget_usd)
             self.progress.test_started(thread_id, test.test_id)
             started = time.monotonic()
             code, tail = self._run_child(cmd, exp_dir, log, f"{test.test_id} (attempt {attempt})")
@@ -328,6 +335,9 @@ class BatchRunner:
             return TestResult(status="rate_limited", error=tail or note, **base)
         if code in INTERRUPTED_CODES or (code < 0 and self.interrupted.is_set()):  # < 0: killed after the grace
             return TestResult(status="interrupted", error=tail or "interrupted", **base)
+        if code == EXIT_ERROR and _checkpoint_status(exp_dir) == "budget_reached":
+            self.budget_reached = test.test_id
+            return TestResult(status="budget_reached", error=tail or "budget reached", **base)
         if code < 0:
             tail = (tail + "\n" if tail else "") + f"killed by {signal.Signals(-code).name}"
         return TestResult(status="error", error=tail or f"tierbench run exited {code}", **base)
@@ -344,7 +354,7 @@ class BatchRunner:
         """Block while a rate limit is being waited out; False when nothing may launch any more."""
         shown = False
         while True:
-            if self.interrupted.is_set() or self.rate_limited is not None:
+            if self.interrupted.is_set() or self.rate_limited is not None or self.budget_reached:
                 return False
             until = self._gate()
             if until is None:
@@ -428,7 +438,8 @@ def _run_batch(args: argparse.Namespace, requested: dict[str, Any], results_dir:
             invalid = TestResult(test_id=test.test_id, status="error", error=test.error, test_dir=str(test.test_dir))
             writer.record(invalid)
             progress.test_finished(invalid)
-    runner = BatchRunner(results_dir, summary.config, writer, progress)
+    runner = BatchRunner(results_dir, summary.config, writer, progress,
+                         budget_usd=getattr(args, "budget_usd", None))
     if runnable:
         _preflight(runner, runnable)
         restore = _install_signal_handlers(runner, progress)
@@ -442,11 +453,19 @@ def _run_batch(args: argparse.Namespace, requested: dict[str, Any], results_dir:
     writer.finish()
     final = writer.snapshot()
     entries = [_entry(final, t) for t in tests]
-    code = exit_code(entries, interrupted=runner.interrupted.is_set(), rate_limited=runner.rate_limited is not None)
+    code = exit_code(entries, interrupted=runner.interrupted.is_set(), rate_limited=runner.rate_limited is not None,
+                     budget_reached=runner.budget_reached is not None)
     if runnable or not (results_dir / "report.md").exists():
         _write_report_quietly(results_dir)
     print_outcome(code, entries, runner.rate_limited, summary_path, results_dir / "report.md")
     return code
+
+
+def _checkpoint_status(exp_dir: Path) -> str | None:
+    from tierbench.store.state import peek_state
+
+    state = peek_state(ExperimentLayout(exp_dir))
+    return state.status if state is not None else None
 
 
 def _entry(summary: BatchSummary, test: BatchTest) -> TestResult | None:

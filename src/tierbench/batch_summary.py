@@ -26,7 +26,7 @@ from tierbench.config import CLI_FIELDS
 from tierbench.store.atomic import atomic_write_json
 
 SUMMARY_FILE = "batch_summary.json"
-Status = Literal["pass", "fail", "error", "rate_limited", "interrupted"]
+Status = Literal["pass", "fail", "error", "rate_limited", "interrupted", "budget_reached"]
 RESULT_STATUSES: tuple[str, ...] = ("pass", "fail")  # the experiment completed: never rerun
 
 
@@ -197,7 +197,7 @@ class SummaryWriter:
 
 def needs_run(entry: TestResult | None, retry_errors: bool) -> bool:
     """Resume rule: pass/fail never rerun, error only with --retry-errors, the rest always."""
-    if entry is None or entry.status in ("rate_limited", "interrupted"):
+    if entry is None or entry.status in ("rate_limited", "interrupted", "budget_reached"):
         return True
     return entry.status == "error" and retry_errors
 
@@ -227,12 +227,16 @@ def completed_result(exp_dir: Path, base: dict[str, Any]) -> TestResult:
                       total_cost=report.total_cost, total_duration=report.total_duration, **base)
 
 
-def exit_code(entries: list[TestResult | None], *, interrupted: bool, rate_limited: bool) -> int:
+def exit_code(entries: list[TestResult | None], *, interrupted: bool, rate_limited: bool,
+              budget_reached: bool = False) -> int:
     """130 interrupted, else 2 rate limited (a rerun later finishes those tests; an error would stay
-    put, so 2 comes first), else 1 for any error, else 0. `None`: a test that has no entry."""
+    put, so 2 comes first), else 1 for any error or a reached budget, else 0. `None`: a test that
+    has no entry (not started: rate limited, unless the budget stopped the batch)."""
     if interrupted:
         return EXIT_INTERRUPTED
     statuses = [e.status if e is not None else None for e in entries]
+    if not rate_limited and (budget_reached or "budget_reached" in statuses):
+        return EXIT_ERROR
     if rate_limited or "rate_limited" in statuses or None in statuses:
         return EXIT_RATE_LIMITED
     if "error" in statuses:
@@ -246,7 +250,8 @@ def print_outcome(code: int, entries: list[TestResult | None], rate_limit: tuple
                   summary_path: Path, report: Path | None) -> None:
     """The final word: counts and paths on stdout; what to do next on stderr."""
     done = [e for e in entries if e is not None]
-    counts = {s: sum(e.status == s for e in done) for s in ("pass", "fail", "error", "rate_limited", "interrupted")}
+    counts = {s: sum(e.status == s for e in done)
+              for s in ("pass", "fail", "error", "rate_limited", "interrupted", "budget_reached")}
     cost = sum(e.total_cost or 0.0 for e in done)
     pending = len(entries) - len(done)
     line = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items() if n)
@@ -259,6 +264,13 @@ def print_outcome(code: int, entries: list[TestResult | None], rate_limit: tuple
         when = f" until {local_reset_time(until)}" if until else ""
         print_error(f"Rate limited{when}{f' ({test_id})' if test_id else ''}. Run the same command again after that; "
              "it resumes where it left off.")
+    if code == EXIT_ERROR and (counts["budget_reached"] or pending):
+        if budget_line := next((e.error.strip().splitlines()[-1] for e in done
+                                if e.status == "budget_reached" and e.error), None):
+            print_error(budget_line.removeprefix("tierbench: "))
+        print_error(f"The batch's budget stopped it: {counts['budget_reached'] + pending} test(s) not "
+                    "finished. Run the same command with a higher --budget-usd to continue; it resumes "
+                    "where it left off.")
     if counts["error"]:
         failed = " ".join(e.test_id for e in done if e.status == "error")
         print_error(f"{counts['error']} test(s) ended in error: {failed}. Read their entries in {summary_path.name} "

@@ -94,6 +94,7 @@ def _add_run_only_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-report", action="store_true", help="skip writing the report at the end")
     parser.add_argument("--budget-usd", type=_budget, default=None, metavar="USD",
                         help="launch no run whose forecast cost would take the spend past USD")
+    parser.add_argument("--budget-scope", type=Path, default=None, help=argparse.SUPPRESS)  # set by batch
 
 
 def requested_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -160,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--threads", type=_positive_int, default=4)
     batch.add_argument("--retry-errors", action="store_true")
     batch.add_argument("--quiet", action="store_true")
+    batch.add_argument("--budget-usd", type=_budget, default=None, metavar="USD",
+                       help="one budget for all the batch's tests together")
     add_experiment_options(batch)
     return parser
 

@@ -112,10 +112,12 @@ def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
                                             config_hash=config.config_hash(), planned=plan_runs(config, opened.test))
         for fixed in load_notes.fixed:
             progress.message(f"fixed on load: {fixed}")
-        budget = getattr(args, "budget_usd", None)
-        if budget is None:  # a rerun keeps the budget recorded in the checkpoint
+        budget, scope = getattr(args, "budget_usd", None), getattr(args, "budget_scope", None)
+        if budget is None:  # a rerun keeps the budget (and the batch it covers) in the checkpoint
             budget = store.checkpoint.budget_usd
-        coordinator = Coordinator(layout, config, opened.test, store, progress, budget_usd=budget)
+            scope = scope or store.checkpoint.budget_scope
+        coordinator = Coordinator(layout, config, opened.test, store, progress, budget_usd=budget,
+                                  budget_scope=Path(scope) if scope else None)
         _install_signal_handlers(coordinator)
         _stop_with_parent_batch()
         try:

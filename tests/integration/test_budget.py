@@ -100,3 +100,32 @@ def test_a_run_killed_in_flight_counts_as_spent(tmp_path: Path):
     final = run_cli(*_args(tmp_path, test_dir, 5 * COST, parallel=1, agent=str(agent)))
     assert final.returncode == 0, final.stderr
     assert json.loads((exp / "checkpoint.json").read_text())["spent_usd"] == 4 * COST
+
+
+def test_one_budget_covers_a_whole_batch(tmp_path: Path):
+    """Three tests (3 runs each) under one budget of 5 runs, two tests at a time: 5 runs in all,
+    exit 1 with the budget line; a higher budget finishes the batch."""
+    tests = tmp_path / "tests"
+    for name in ("alpha", "beta", "gamma"):
+        make_test_dir(tests, name, tiers=("T0",), subtests=1)
+    results = tmp_path / "results"
+
+    def batch(budget: float):
+        return run_cli("batch", tests, "--results-dir", results, "--agent", "command",
+                       "--agent-opt", f"cmd={_agent(tmp_path)}", "--runs", 3, "--threads", 2,
+                       "--budget-usd", budget)
+
+    first = batch(5 * COST)
+    assert first.returncode == 1, first.stderr
+    runs = sum(len(result_files(results / name)) for name in ("alpha", "beta", "gamma"))
+    assert runs == 5
+    summary = json.loads((results / "batch_summary.json").read_text())
+    statuses = sorted(r["status"] for r in summary["results"])
+    assert "budget_reached" in statuses and "error" not in statuses
+    assert "The batch's budget stopped it" in first.stderr
+    assert "Budget reached: spent $6.25 of --budget-usd $6.25" in first.stderr
+    more = batch(20.0)
+    assert more.returncode == 0, more.stderr
+    assert sum(len(result_files(results / name)) for name in ("alpha", "beta", "gamma")) == 9
+    summary = json.loads((results / "batch_summary.json").read_text())
+    assert sorted(r["status"] for r in summary["results"]) == ["fail", "fail", "fail"]

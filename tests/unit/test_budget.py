@@ -78,8 +78,8 @@ def test_sibling_spend_reads_the_journal_tail_and_unbudgeted_files(tmp_path: Pat
         b.run_result(key).write_text(RunResult(tier="T0", subtest="00", run_number=key.run,
                                                status=RunStatus.PASSED, cost_usd=cost).model_dump_json())
     c, _ = _experiment(tmp_path, "c")
-    assert sibling_spend(tmp_path, c.root) == (1.75 + 2.0, 0.25)
-    assert sibling_spend(tmp_path, a.root) == (2.0, 0.0)  # its own state is not a sibling's
+    assert sibling_spend(tmp_path, c.root) == (1.75 + 2.0, 0.25, 1 + 2)
+    assert sibling_spend(tmp_path, a.root) == (2.0, 0.0, 2)  # its own state is not a sibling's
     store.close()
 
 
@@ -99,7 +99,7 @@ store.set_budget(budget)
 mine = 0.0
 for key in keys:
     with budget_lock(scope):
-        spent, committed = sibling_spend(scope, layout.root)
+        spent, committed, _ = sibling_spend(scope, layout.root)
         if spent + committed + mine + 1.0 > budget:
             break
         time.sleep(0.02)  # widen the window between reading and committing

@@ -53,7 +53,7 @@ class Coordinator:
         self.layout, self.config, self.test, self.store, self.progress = layout, config, test, store, progress
         self.budget_usd = budget_usd
         self.budget_scope = budget_scope  # a batch's results dir: the budget covers all its tests
-        self._others = (0.0, 0.0)  # (spent, committed) by the batch's other tests, last decision
+        self._others = (0.0, 0.0, 0)  # (spent, committed, results) of the batch's other tests
         self._costs = budgeting.CostModel()
         self._spent = 0.0
         self._committed: dict[RunKey, float] = {}
@@ -353,7 +353,7 @@ class Coordinator:
     def _open_budget(self) -> None:
         """Record the budget in force, settle commitments a dead process left open, and recompute
         what was spent from the files: every run_result.json of a result or an attempt."""
-        self.store.set_budget(self.budget_usd)
+        self.store.set_budget(self.budget_usd, str(self.budget_scope) if self.budget_scope else None)
         cp = self.store.checkpoint
         for key_text, expected in list(cp.budget_commitments.items()):
             tier, subtest, run = key_text.split("/")
@@ -388,6 +388,8 @@ class Coordinator:
 
     def _decide(self, key: RunKey) -> bool:
         expected = self._costs.expected(key.tier, key.subtest)
+        if expected is None and self._others[2]:  # nothing of our own yet: the batch's mean run
+            expected = self._others[0] / self._others[2]
         decision = budgeting.decide(self.budget_usd or 0.0, self._others[0] + self._spent,
                                     self._others[1] + sum(self._committed.values()), expected,
                                     len(self._in_flight))

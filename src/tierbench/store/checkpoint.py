@@ -59,6 +59,7 @@ class Checkpoint(BaseModel):
     # lost with runs that died with their process (settled at their forecast).
     budget_usd: float | None = None
     budget_history: list[dict[str, Any]] = Field(default_factory=list)  # {at, usd, previous}
+    budget_scope: str | None = None  # a batch's results dir when the budget covers all its tests
     spent_usd: float = 0.0  # finished attempts plus settled commitments, while a budget is in force
     budget_commitments: dict[str, float] = Field(default_factory=dict)  # "T0/00/1" -> expected USD
     unrecorded_spend_usd: float = 0.0  # settled commitments of runs that died with their process

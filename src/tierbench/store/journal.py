@@ -21,7 +21,8 @@ Every line is one JSON object with these common fields:
                         [, status]                          records a run found on disk; "drop"
                                                             forgets one whose run_result.json is gone
     repair              original, rebuilt, backup           `tierbench repair` started a fresh journal
-    budget              usd (null: none)                    the --budget-usd in force changed
+    budget              usd (null: none), scope             the --budget-usd in force changed; scope: the
+                                                            batch results dir it covers (or null)
     commit              tier, subtest, run, usd             a run launched under a budget, expected cost
     spend               tier, subtest, run, usd             a finished attempt's cost; ends its commit
     settle              tier, subtest, run, usd             a commit left open by a dead process,
@@ -222,6 +223,7 @@ def apply_event(cp: Checkpoint, event: dict[str, Any]) -> None:
     elif kind == "budget":
         cp.budget_history.append({"at": event.get("at"), "usd": event.get("usd"), "previous": cp.budget_usd})
         cp.budget_usd = None if event.get("usd") is None else float(event["usd"])
+        cp.budget_scope = event.get("scope")
     elif kind == "commit":
         cp.budget_commitments[_key(event)] = float(event["usd"])
     elif kind in ("spend", "settle"):

@@ -34,22 +34,26 @@ def budget_lock(scope: Path) -> Iterator[None]:
         os.close(fd)  # closing drops the flock
 
 
-def _files_cost(root: Path) -> float:
-    total = 0.0
+def _files_cost(root: Path) -> tuple[float, int]:
+    """Cost of every recorded attempt, and how many of them are results."""
+    total, results = 0.0, 0
     for pattern in ("T[0-6]/*/run_*/run_result.json", "T[0-6]/*/run_*/attempts/*/run_result.json"):
         for path in root.glob(pattern):
             try:
-                total += RunResult.model_validate_json(path.read_text()).cost_usd
+                result = RunResult.model_validate_json(path.read_text())
             except (OSError, ValueError):
                 continue
-    return total
+            total += result.cost_usd
+            results += result.status.is_result
+    return total, results
 
 
-def sibling_spend(scope: Path, own_root: Path) -> tuple[float, float]:
-    """(spent, committed) by every other experiment directory of the batch. An experiment that
-    never ran under the budget has no spend in its journal: its run files say what it cost."""
+def sibling_spend(scope: Path, own_root: Path) -> tuple[float, float, int]:
+    """(spent, committed, finished results) of every other experiment directory of the batch. An
+    experiment that never ran under the budget has no spend in its journal: its files say it."""
     own = Path(own_root).resolve()
     spent = committed = 0.0
+    results = 0
     for config in sorted(Path(scope).glob("*/config/experiment.json")):
         root = config.parent.parent
         if ".backup-" in root.name or root.resolve() == own:
@@ -58,6 +62,9 @@ def sibling_spend(scope: Path, own_root: Path) -> tuple[float, float]:
         if state is not None and state.budget_usd is not None:
             spent += state.spent_usd
             committed += sum(state.budget_commitments.values())
+            results += state.completed_count()
         else:
-            spent += _files_cost(root)
-    return spent, committed
+            cost, count = _files_cost(root)
+            spent += cost
+            results += count
+    return spent, committed, results

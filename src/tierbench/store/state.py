@@ -244,11 +244,12 @@ class StateStore:
         self._maybe_snapshot()
 
     # -- budget (execute/budget.py) ------------------------------------------------------------
-    def set_budget(self, usd: float | None) -> None:
-        """The --budget-usd in force; a change is kept in `budget_history`."""
-        if usd == self._cp.budget_usd:
+    def set_budget(self, usd: float | None, scope: str | None = None) -> None:
+        """The --budget-usd in force (and the batch dir it covers); a change is kept in
+        `budget_history`."""
+        if usd == self._cp.budget_usd and scope == self._cp.budget_scope:
             return
-        self._append([("budget", {"usd": usd})])
+        self._append([("budget", {"usd": usd, "scope": scope})])
         self.snapshot()
 
     def set_spent(self, usd: float) -> None:
