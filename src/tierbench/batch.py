@@ -129,13 +129,9 @@ def assign_threads(tests: list[BatchTest], threads: int) -> dict[int, list[Batch
     return plan
 
 
-def child_command(test_dir: Path, results_dir: Path, options: BatchOptions,
-                  budget_usd: float | None = None) -> list[str]:
-    """`tierbench run` for one test with only the options the batch was given. A batch budget
-    covers every test together: each child gets it with the batch dir as its scope."""
+def child_command(test_dir: Path, results_dir: Path, options: BatchOptions) -> list[str]:
+    """`tierbench run` for one test with only the options the batch was given."""
     cmd = [sys.executable, "-m", "tierbench.cli", "run", str(test_dir), "--results-dir", str(results_dir)]
-    if budget_usd is not None:
-        cmd += [f"--budget-usd={budget_usd!r}", f"--budget-scope={results_dir}"]
     if options.tiers:
         cmd += ["--tiers", *options.tiers]
     singles = {"--runs": options.runs_per_subtest, "--max-subtests": options.max_subtests,
@@ -155,6 +151,14 @@ def child_command(test_dir: Path, results_dir: Path, options: BatchOptions,
 
 
 # -- rate limits ------------------------------------------------------------------------------------
+
+def budget_args(budget_usd: float | None, results_dir: Path) -> list[str]:
+    """A batch budget covers every test together: each child gets it with the batch dir as its
+    scope (where the children's spend is shared). Not a saved option: each invocation gives its own."""
+    if budget_usd is None:
+        return []
+    return [f"--budget-usd={budget_usd!r}", f"--budget-scope={results_dir}"]
+
 
 def rate_limit_until(exp_dir: Path) -> datetime | None:
     """`rate_limit_until` of an experiment's checkpoint.json (aware UTC), None if absent."""
@@ -280,7 +284,8 @@ class BatchRunner:
                 return None
             attempt += 1
             self.writer.forget(test.test_id, str(test.test_dir))
-            cmd = child_command(test.test_dir, self.results_dir, self.options, self.budget_usd)
+            cmd = child_command(test.test_dir, self.results_dir, self.options) + budget_args(
+                self.budget_usd, self.results_dir)
             self.progress.test_started(thread_id, test.test_id)
             started = time.monotonic()
             code, tail = self._run_child(cmd, exp_dir, log, f"{test.test_id} (attempt {attempt})")
