@@ -37,6 +37,8 @@ def test_budget_message_is_one_exact_line():
         "to $7.50. 7 run(s) not started. Run the same command with a higher --budget-usd to "
         "continue; it resumes where it left off.")
     assert "spent $0.0400 of --budget-usd $0.0500" in budget_message(0.05, 0.04, 0.06, 1)
+    assert "spent $5.00 and $1.25 committed to runs in flight of --budget-usd $6.25" in budget_message(
+        6.25, 5.0, 7.5, 2, committed=1.25)
 
 
 # --- The shared (batch) budget on real files and real processes ---------------------------------

@@ -56,6 +56,8 @@ class Decision:
     launch: bool
     expected: float | None  # this run's expected cost (None: no estimate yet)
     forecast: float  # spent + committed + expected (expected counted as 0 when unknown)
+    spent: float = 0.0
+    committed: float = 0.0
 
 
 def decide(budget: float, spent: float, committed: float, expected: float | None,
@@ -64,12 +66,16 @@ def decide(budget: float, spent: float, committed: float, expected: float | None
     forecast = spent + committed + (expected or 0.0)
     if expected is None:
         # No estimate: one run at a time, and only while something is left.
-        return Decision(in_flight == 0 and spent + committed < budget - EPSILON_USD, None, forecast)
-    return Decision(forecast <= budget + EPSILON_USD, expected, forecast)
+        return Decision(in_flight == 0 and spent + committed < budget - EPSILON_USD, None, forecast,
+                        spent, committed)
+    return Decision(forecast <= budget + EPSILON_USD, expected, forecast, spent, committed)
 
 
-def budget_message(budget: float, spent: float, forecast: float, pending: int) -> str:
-    """The one line a command prints when the budget stops it (exit code 1)."""
-    return (f"Budget reached: spent {usd(spent)} of --budget-usd {usd(budget)}; the next run would "
+def budget_message(budget: float, spent: float, forecast: float, pending: int,
+                   committed: float = 0.0) -> str:
+    """The one line a command prints when the budget stops it (exit code 1). `committed`: what
+    runs still in flight elsewhere (other tests of a batch) are expected to cost."""
+    held = f" and {usd(committed)} committed to runs in flight" if committed > EPSILON_USD else ""
+    return (f"Budget reached: spent {usd(spent)}{held} of --budget-usd {usd(budget)}; the next run would "
             f"bring the forecast to {usd(forecast)}. {pending} run(s) not started. Run the same "
             f"command with a higher --budget-usd to continue; it resumes where it left off.")

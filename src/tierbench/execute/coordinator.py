@@ -338,8 +338,9 @@ class Coordinator:
             return Outcome(EXIT_ERROR, stall_error, [stall_error])
         if pending and self._budget_stop is not None and not self._errored_pending(pending):
             self.store.close("budget_reached")
-            message = budgeting.budget_message(self.budget_usd or 0.0, self._others[0] + self._spent,
-                                               self._budget_stop.forecast, len(pending))
+            stop = self._budget_stop
+            message = budgeting.budget_message(self.budget_usd or 0.0, stop.spent, stop.forecast,
+                                               len(pending), stop.committed)
             return Outcome(EXIT_ERROR, message, [message])
         if pending:
             self.store.close("failed")
