@@ -15,7 +15,8 @@ from typing import Any
 from tierbench.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, print_error
 from tierbench.config import ExtensionError
 from tierbench.experiment import (ExperimentError, OpenedExperiment, backup_aside, experiment_root,
-                                  new_config, reopen_experiment, start_experiment)
+                                  new_config, record_budget_change, reopen_experiment,
+                                  start_experiment)
 from tierbench.spec import SpecError, load_test
 from tierbench.store.layout import ExperimentLayout
 from tierbench.store.lock import ExperimentLock, LockHeld
@@ -116,6 +117,10 @@ def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
         if budget is None:  # a rerun keeps the budget (and the batch it covers) in the checkpoint
             budget = store.checkpoint.budget_usd
             scope = scope or store.checkpoint.budget_scope
+        elif store.checkpoint.budget_usd is not None and budget != store.checkpoint.budget_usd:
+            config = record_budget_change(layout, config, store.checkpoint.budget_usd, budget)
+            progress.message(f"--budget-usd {budget:g}: changed from {store.checkpoint.budget_usd:g} "
+                             "(recorded in the config's extensions)")
         coordinator = Coordinator(layout, config, opened.test, store, progress, budget_usd=budget,
                                   budget_scope=Path(scope) if scope else None)
         _install_signal_handlers(coordinator)

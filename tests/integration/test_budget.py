@@ -62,6 +62,9 @@ def test_budget_allows_exactly_five_runs_then_a_higher_budget_completes(tmp_path
     assert checkpoint["status"] == "completed" and checkpoint["spent_usd"] == 12 * COST
     assert [h["usd"] for h in checkpoint["budget_history"]] == [5 * COST, 20.0]
     assert [h["previous"] for h in checkpoint["budget_history"]] == [None, 5 * COST]
+    extensions = json.loads((exp / "config" / "experiment.json").read_text())["extensions"]
+    assert [e["changes"] for e in extensions] == [{"budget_usd": [5 * COST, 20.0]}]
+    assert "--budget-usd 20: changed from 6.25 (recorded in the config's extensions)" in more.stderr
 
 
 def test_a_run_killed_in_flight_counts_as_spent(tmp_path: Path):
