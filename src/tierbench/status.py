@@ -7,19 +7,18 @@ OS lock, so a dead process never shows as running.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from tierbench.config import load_config
 from tierbench.experiment import ExperimentError
-from tierbench.models import RunResult, RunStatus
+from tierbench.models import RunKey, RunStatus
+from tierbench.store.checkpoint import Checkpoint
 from tierbench.plan import plan_runs
 from tierbench.spec import SpecError, load_test
 from tierbench.store.layout import ExperimentLayout
 from tierbench.store.lock import ExperimentLock
-from tierbench.store.state import peek_state
+from tierbench.store.results import load_state, read_attempts, read_run_result
 from tierbench.execute.budget import CostModel
 from tierbench.progress import budget_line
 
@@ -35,45 +34,36 @@ def experiment_status(layout: ExperimentLayout) -> dict[str, Any]:
     tiers: dict[str, dict[str, Any]] = {}
     total_cost = 0.0
     costs = CostModel()
-    pending = []
+    pending: list[RunKey] = []
     for key in plan_runs(config, test):
         row = tiers.setdefault(key.tier, {"total": 0, "done": 0, "passed": 0, "failed": 0, "cost_usd": 0.0,
                                           "attempts_rate_limited": 0, "attempts_error": 0})
         row["total"] += 1
-        result_path = layout.run_result(key)
-        if result_path.exists():
-            try:
-                result = RunResult.model_validate_json(result_path.read_text())
-            except (OSError, ValueError):
-                result = None
-            if result is not None and result.status.is_result:
-                row["done"] += 1
-                row["passed" if result.status is RunStatus.PASSED else "failed"] += 1
-                row["cost_usd"] += result.cost_usd
-                total_cost += result.cost_usd
-                costs.add(key.tier, key.subtest, result.cost_usd)
-            else:
-                pending.append(key)
+        result = read_run_result(layout, key)
+        if result is not None and result.status.is_result:
+            row["done"] += 1
+            row["passed" if result.status is RunStatus.PASSED else "failed"] += 1
+            row["cost_usd"] += result.cost_usd
+            total_cost += result.cost_usd
+            costs.add(key.tier, key.subtest, result.cost_usd)
         else:
             pending.append(key)
-        attempts = layout.attempts_dir(key)
-        if attempts.is_dir():
-            for attempt in attempts.glob("*/run_result.json"):
-                status = json.loads(attempt.read_text()).get("status")
-                if status == RunStatus.RATE_LIMITED.value:
-                    row["attempts_rate_limited"] += 1
-                elif status == RunStatus.ERROR.value:
-                    row["attempts_error"] += 1
-    checkpoint = _read_checkpoint(layout.checkpoint)
+        for attempt in read_attempts(layout, key):
+            if attempt.status is RunStatus.RATE_LIMITED:
+                row["attempts_rate_limited"] += 1
+            elif attempt.status is RunStatus.ERROR:
+                row["attempts_error"] += 1
     lock = ExperimentLock(layout.lock_file)
     running = lock.is_held()
-    until = checkpoint.get("rate_limit_until")
+    # While a coordinator runs, a half-written last journal line is expected; the snapshot is whole.
+    checkpoint = load_state(layout, strict=not running)
+    until = checkpoint.rate_limit_until
     return {
         "experiment_dir": str(layout.root),
         "experiment_id": config.experiment_id,
         "test_id": config.test_id,
         "agent": config.agent,
-        "status": checkpoint.get("status", "not started"),
+        "status": checkpoint.status.value if layout.checkpoint.exists() or layout.journal.exists() else "not started",
         "running": running,
         "pid": lock.holder_pid() if running else None,
         "tiers": tiers,
@@ -81,23 +71,22 @@ def experiment_status(layout: ExperimentLayout) -> dict[str, Any]:
         "total": sum(t["total"] for t in tiers.values()),
         "passed": sum(t["passed"] for t in tiers.values()),
         "cost_usd": round(total_cost, 6),
-        "rate_limit_until": until,
-        "rate_limit_active": bool(until) and datetime.fromisoformat(until) > datetime.now(timezone.utc),
-        "rate_limit_source": checkpoint.get("rate_limit_source"),
-        "pause_count": checkpoint.get("pause_count", 0),
-        "total_pause_seconds": checkpoint.get("total_pause_seconds", 0.0),
+        "rate_limit_until": until.isoformat() if until is not None else None,
+        "rate_limit_active": until is not None and until > datetime.now(timezone.utc),
+        "rate_limit_source": checkpoint.rate_limit_source,
+        "pause_count": checkpoint.pause_count,
+        "total_pause_seconds": checkpoint.total_pause_seconds,
         "rate_limited_attempts": sum(t["attempts_rate_limited"] for t in tiers.values()),
         "error_attempts": sum(t["attempts_error"] for t in tiers.values()),
-        **_budget(layout, costs, pending),
+        **_budget(checkpoint, costs, pending),
     }
 
 
-def _budget(layout: ExperimentLayout, costs: CostModel, pending: list) -> dict[str, Any]:
+def _budget(state: Checkpoint, costs: CostModel, pending: list[RunKey]) -> dict[str, Any]:
     """Budget, spent, committed (runs in flight) and the forecast of the whole plan: spent plus
-    committed plus each pending run at the mean cost of its subtest. Read from the checkpoint and
-    the journal after it, so a running coordinator's latest commitments show."""
-    state = peek_state(layout)
-    if state is None or state.budget_usd is None:
+    committed plus each pending run at the mean cost of its subtest. From the recorded state
+    (checkpoint plus journal), so a running coordinator's latest commitments show."""
+    if state.budget_usd is None:
         return {"budget_usd": None}
     committed = sum(state.budget_commitments.values())
     in_flight = set(state.budget_commitments)
@@ -106,13 +95,6 @@ def _budget(layout: ExperimentLayout, costs: CostModel, pending: list) -> dict[s
     return {"budget_usd": state.budget_usd, "spent_usd": round(state.spent_usd, 6),
             "committed_usd": round(committed, 6),
             "forecast_usd": round(state.spent_usd + committed + rest, 6)}
-
-
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def format_status(status: dict[str, Any]) -> str:

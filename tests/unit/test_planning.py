@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from tierbench.report.planning import make_plan, render_plan
+from tierbench.report.planning import PlanError, make_plan, render_plan
 from tierbench.report.stats import expected_wilson_half_width, runs_for_half_width, runs_for_uplift
 from tests.unit.test_report_experiment import _counts_experiment
 
@@ -85,14 +85,14 @@ def test_plan_with_a_prior_and_no_cost_says_so():
     ({"uplift": 0.2, "prior_pass_rate": 2.0}, "--prior-pass-rate 2.0"),
 ])
 def test_plan_rejects_bad_targets(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(PlanError, match=message):
         make_plan(EXAMPLES / "py-fizzbuzz", **kwargs)
 
 
 def test_plan_rejects_a_directory_without_tests(tmp_path: Path):
-    with pytest.raises(ValueError, match="no test.yaml"):
+    with pytest.raises(PlanError, match="no test.yaml"):
         make_plan(tmp_path, half_width=0.1)
-    with pytest.raises(ValueError, match="not an experiment directory"):
+    with pytest.raises(PlanError, match="not an experiment directory"):
         make_plan(EXAMPLES / "py-fizzbuzz", half_width=0.1, pilot=tmp_path)
 
 

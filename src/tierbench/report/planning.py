@@ -19,11 +19,16 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from tierbench.errors import TierbenchError
 from tierbench.models import RunResult, RunStatus
 from tierbench.report import stats
 from tierbench.report.aggregate import find_experiment_dirs, load_experiment_runs
 
 WORST_CASE_RATE = 0.5
+
+
+class PlanError(TierbenchError):
+    """A plan asked for with a bad target, path or pilot."""
 
 
 class PlanTier(BaseModel):
@@ -70,7 +75,7 @@ def find_tests(path: Path) -> list[Path]:
         found = sorted(p for p in path.iterdir() if (p / "test.yaml").is_file())
         if found:
             return found
-    raise ValueError(f"{path}: no test.yaml there or in its subdirectories. Fix: pass a test "
+    raise PlanError(f"{path}: no test.yaml there or in its subdirectories. Fix: pass a test "
                      "directory or a directory of tests")
 
 
@@ -82,7 +87,7 @@ def _pilot_runs(pilot: Path) -> dict[str, list[RunResult]]:
     elif pilot.is_dir() and find_experiment_dirs(pilot):
         dirs = find_experiment_dirs(pilot)
     else:
-        raise ValueError(f"{pilot}: not an experiment directory (config/experiment.json) or a batch "
+        raise PlanError(f"{pilot}: not an experiment directory (config/experiment.json) or a batch "
                          "of them. Fix: pass --pilot a results directory written by tierbench run "
                          "or batch")
     out: dict[str, list[RunResult]] = {}
@@ -106,20 +111,20 @@ def make_plan(path: Path, *, half_width: float | None = None, uplift: float | No
     from tierbench.spec import load_test
 
     if (half_width is None) == (uplift is None):
-        raise ValueError("give exactly one target: --half-width H or --uplift D")
+        raise PlanError("give exactly one target: --half-width H or --uplift D")
     if half_width is not None and not 0 < half_width < 1:
-        raise ValueError(f"--half-width {half_width}: must be between 0 and 1 (e.g. 0.1)")
+        raise PlanError(f"--half-width {half_width}: must be between 0 and 1 (e.g. 0.1)")
     if uplift is not None and not 0 < abs(uplift) < 1:
-        raise ValueError(f"--uplift {uplift}: must be between 0 and 1 (e.g. 0.2)")
+        raise PlanError(f"--uplift {uplift}: must be between 0 and 1 (e.g. 0.2)")
     if prior_pass_rate is not None and not 0 <= prior_pass_rate <= 1:
-        raise ValueError(f"--prior-pass-rate {prior_pass_rate}: must be between 0 and 1")
+        raise PlanError(f"--prior-pass-rate {prior_pass_rate}: must be between 0 and 1")
     if not 0 < alpha < 1 or not 0 < power < 1:
-        raise ValueError(f"--alpha {alpha} / --power {power}: both must be between 0 and 1")
+        raise PlanError(f"--alpha {alpha} / --power {power}: both must be between 0 and 1")
     for flag, value in (("--cost-per-run", cost_per_run), ("--seconds-per-run", seconds_per_run)):
         if value is not None and value < 0:
-            raise ValueError(f"{flag} {value}: must not be negative")
+            raise PlanError(f"{flag} {value}: must not be negative")
     if parallel <= 0:
-        raise ValueError(f"--parallel {parallel}: must be a positive whole number")
+        raise PlanError(f"--parallel {parallel}: must be a positive whole number")
     plan = Plan(target="half_width" if half_width is not None else "uplift", half_width=half_width,
                 uplift=uplift, alpha=alpha, power=power, confidence=confidence, parallel=parallel,
                 pilot=str(pilot) if pilot else None, prior_pass_rate=prior_pass_rate)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tierbench.models import RunResult
 from tierbench.store.layout import ExperimentLayout
-from tierbench.store.state import peek_state
+from tierbench.store.results import load_state
 
 LOCK_NAME = ".budget.lock"
 
@@ -58,8 +58,8 @@ def sibling_spend(scope: Path, own_root: Path) -> tuple[float, float, int]:
         root = config.parent.parent
         if ".backup-" in root.name or root.resolve() == own:
             continue
-        state = peek_state(ExperimentLayout(root))
-        if state is not None and state.budget_usd is not None:
+        state = load_state(ExperimentLayout(root), strict=False)
+        if state.budget_usd is not None:
             spent += state.spent_usd
             committed += sum(state.budget_commitments.values())
             results += state.completed_count()
