@@ -265,10 +265,10 @@ def print_outcome(code: int, entries: list[TestResult | None], rate_limit: tuple
              "it resumes where it left off.")
     stopped = counts[EntryStatus.BUDGET_REACHED]
     if code == EXIT_ERROR and (stopped or pending):
-        line = next((e.error.strip().splitlines()[-1] for e in done
+        said = next((e.error.strip().splitlines()[-1] for e in done
                      if e.status is EntryStatus.BUDGET_REACHED and e.error), None)
-        if line:
-            print_error(line.removeprefix("tierbench: "))
+        if said:
+            print_error(said.removeprefix("tierbench: "))
         print_error(f"The batch's budget stopped it: {stopped + pending} test(s) not finished. Run the "
                     "same command with a higher --budget-usd to continue; it resumes where it left off.")
     if counts[EntryStatus.ERROR]:

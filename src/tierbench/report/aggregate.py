@@ -214,10 +214,10 @@ def _summarize_tier(tier: str, runs: list[RunResult], data: ExperimentData) -> T
         setattr(summary, field, {k: statistics.fmean(getattr(s, field)[k] for s in subtests
                                                      if k in getattr(s, field)) for k in keys})
     if len(subtests) > 1:
-        for sub, prob in zip(subtests, stats.prob_best([(s.n_passed, s.n_runs) for s in subtests],
-                                                       seed=BOOTSTRAP_SEED)):
+        probs = stats.prob_best([(s.n_passed, s.n_runs) for s in subtests], seed=BOOTSTRAP_SEED)
+        for sub, prob in zip(subtests, probs):
             sub.prob_best = prob
-        summary.subtests_separated = max(s.prob_best for s in subtests) >= SEPARATED
+        summary.subtests_separated = max(probs) >= SEPARATED
     return summary
 
 
@@ -462,7 +462,11 @@ def batch_uplift(experiments: list[tuple[ExperimentData, ExperimentReport]],
     out: list[BatchUplift] = []
     diffs_by_tier: dict[str, list[float]] = {}
     for tier in tiers:
-        diffs, tables, y, x, groups = [], [], [], [], []
+        diffs: list[float] = []
+        tables: list[list[list[int]]] = []
+        y: list[int] = []
+        x: list[int] = []
+        groups: list[str] = []
         diffs_by_tier[tier] = diffs
         for name, (data, rep) in zip(names, experiments):
             base, other = _pass_flags(data, baseline), _pass_flags(data, tier)

@@ -163,6 +163,7 @@ def make_plan(path: Path, *, half_width: float | None = None, uplift: float | No
             if half_width is not None:
                 n = stats.runs_for_half_width(rate, half_width, confidence)
             else:  # every arm is compared with T0 at T0's rate, so every tier needs the same n
+                assert uplift is not None  # exactly one target was checked above
                 n = stats.runs_for_uplift(base_rate, uplift, alpha, power)
                 if n is None:  # T0's rate + uplift leaves [0, 1]: plan the detectable drop instead
                     n = stats.runs_for_uplift(base_rate, -uplift, alpha, power)
@@ -179,8 +180,8 @@ def make_plan(path: Path, *, half_width: float | None = None, uplift: float | No
                 row.cost_per_run, row.seconds_per_run = cost_per_run, seconds_per_run
                 row.cost_source = "--cost-per-run" if cost_per_run is not None else "unknown"
             plan.rows.append(row)
-    needed = [r.runs_per_subtest for r in plan.rows]
-    plan.recommended_runs = None if not needed or None in needed else max(needed)
+    needed = [r.runs_per_subtest for r in plan.rows if r.runs_per_subtest is not None]
+    plan.recommended_runs = max(needed) if needed and len(needed) == len(plan.rows) else None
     if plan.recommended_runs is not None:
         plan.total_runs = 0
         plan.total_cost = 0.0

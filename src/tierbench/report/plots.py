@@ -141,11 +141,10 @@ def batch_uplift_plot(report: BatchReport) -> bytes:
     ax = fig.add_subplot()
     rows = [u for u in report.uplift if u.mean_diff is not None]
     for y, row in enumerate(reversed(rows)):
-        if row.ci_simultaneous.low is not None:
-            ax.hlines(y, row.ci_simultaneous.low, row.ci_simultaneous.high, color="grey", linewidth=1)
-        if row.ci.low is not None:
-            ax.hlines(y, row.ci.low, row.ci.high, color=_COLOR, linewidth=4)
-        ax.plot([row.mean_diff], [y], "o", color=_FRONTIER, zorder=3)
+        for ci, color, width in ((row.ci_simultaneous, "grey", 1), (row.ci, _COLOR, 4)):
+            if ci.low is not None and ci.high is not None:
+                ax.hlines(y, ci.low, ci.high, color=color, linewidth=width)
+        ax.plot([row.mean_diff or 0.0], [y], "o", color=_FRONTIER, zorder=3)
     ax.axvline(0.0, color="black", linewidth=0.8)
     ax.set_yticks(range(len(rows)), [f"{u.tier} ({u.n_tests} tests)" for u in reversed(rows)])
     ax.set_xlim(-1.0, 1.0)
