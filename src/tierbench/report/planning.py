@@ -8,7 +8,8 @@ cost and wall time at the given parallelism. Pure reading and arithmetic: nothin
 Where a number comes from is part of the answer (`rate_source`, `cost_source`): the pilot's runs
 of the same test and tier, else the pilot's runs of that tier over every test, else the pilot's
 runs overall, else the prior (`--prior-pass-rate`, `--cost-per-run`, `--seconds-per-run`). With
-no pilot and no prior the pass rate is taken as 0.5, the rate that needs the most runs.
+no pilot and no prior the pass rate is taken as 0.5, the rate that needs the most runs. A pilot's
+rate is (passes + 1) / (runs + 2), so a small pilot at 0% or 100% does not plan too few runs.
 """
 
 from __future__ import annotations
@@ -149,7 +150,9 @@ def make_plan(path: Path, *, half_width: float | None = None, uplift: float | No
         def rate_of(tier: str) -> tuple[float, str]:
             if (found := source(tier)) is not None:
                 label, runs = found
-                return sum(r.status == RunStatus.PASSED for r in runs) / len(runs), f"{label} ({len(runs)} runs)"
+                # (passes + 1) / (runs + 2): a pilot of 3/3 does not promise a rate of 1.
+                passes = sum(r.status == RunStatus.PASSED for r in runs)
+                return (passes + 1) / (len(runs) + 2), f"{label} ({passes}/{len(runs)} passed)"
             if prior_pass_rate is not None:
                 return prior_pass_rate, "prior"
             return WORST_CASE_RATE, "assumed 0.5, the worst case (no pilot, no prior)"
