@@ -104,7 +104,7 @@ def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
                                             config_hash=config.config_hash(), planned=plan_runs(config, opened.test))
         for fixed in load_notes.fixed:
             progress.message(f"fixed on load: {fixed}")
-        budget, scope = args.budget_usd, args.budget_scope
+        budget, scope = args.budget_usd, getattr(args, "budget_scope", None)  # scope: run only (batch children)
         if budget is None:  # a rerun keeps the budget (and the batch it covers) in the checkpoint
             budget = store.checkpoint.budget_usd
             scope = scope or store.checkpoint.budget_scope

@@ -55,7 +55,7 @@ def test_budget_allows_exactly_five_runs_then_a_higher_budget_completes(tmp_path
     assert again.returncode == 1 and len(result_files(exp)) == 5
     assert "Budget reached: spent $6.25" in again.stderr
 
-    more = run_cli(*_args(tmp_path, test_dir, 20.0))
+    more = run_cli("resume", exp, "--budget-usd", 20.0, "--no-report")  # resume takes it too
     assert more.returncode == 0, more.stderr
     assert len(completed_runs(exp)) == 12
     checkpoint = json.loads((exp / "checkpoint.json").read_text())
