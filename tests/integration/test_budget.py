@@ -13,6 +13,9 @@ from tests.support.cli import completed_runs, result_files, run_cli, start_cli
 from tests.support.testdirs import make_test_dir
 
 COST = 1.25  # USD each run reports, like Claude Code's total_cost_usd
+# The stand-in agent (and the killed test's marker) live in the test's tmp dir, which the
+# sandbox's private /tmp hides: what these tests measure is the budget, so they run unsandboxed.
+UNSANDBOXED = ("--sandbox", "none")
 
 
 def _agent(tmp_path: Path) -> str:
@@ -28,7 +31,7 @@ def _args(tmp_path: Path, test_dir: Path, budget: float, parallel: int = 2,
           agent: str | None = None) -> list[object]:
     return ["run", test_dir, "--results-dir", tmp_path / "results", "--agent", "command",
             "--agent-opt", f"cmd={agent or _agent(tmp_path)}", "--runs", 3,
-            "--parallel", parallel, "--budget-usd", budget, "--no-report"]
+            "--parallel", parallel, "--budget-usd", budget, "--no-report", *UNSANDBOXED]
 
 
 def test_budget_allows_exactly_five_runs_then_a_higher_budget_completes(tmp_path: Path):
@@ -117,7 +120,7 @@ def test_one_budget_covers_a_whole_batch(tmp_path: Path):
     def batch(budget: float):
         return run_cli("batch", tests, "--results-dir", results, "--agent", "command",
                        "--agent-opt", f"cmd={_agent(tmp_path)}", "--runs", 3, "--threads", 2,
-                       "--budget-usd", budget)
+                       "--budget-usd", budget, *UNSANDBOXED)
 
     first = batch(5 * COST)
     assert first.returncode == 1, first.stderr
