@@ -125,3 +125,18 @@ def _validate_agent_and_judges(agent: str, options: dict[str, str], judges: tupl
             validate_judge_spec(spec)
         except ValueError as exc:
             raise ExperimentError(f"--judge {spec}: {exc}") from None
+
+
+def record_budget_change(layout: ExperimentLayout, config: ExperimentConfig, old: float | None,
+                         new: float) -> ExperimentConfig:
+    """A rerun under a different --budget-usd continues; the change is kept in the config's
+    extensions (`{"budget_usd": [old, new]}`), beside the checkpoint's budget_history. The budget
+    is not part of what the experiment measures, so the config hash does not change."""
+    from datetime import datetime, timezone
+
+    from tierbench.config import Extension
+
+    extension = Extension(at=datetime.now(timezone.utc), changes={"budget_usd": [old, new]})
+    config = config.model_copy(update={"extensions": (*config.extensions, extension)})
+    save_config(config, layout.config_file)
+    return config
