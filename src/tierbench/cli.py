@@ -56,7 +56,7 @@ def add_experiment_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tiers", nargs="+", choices=ALL_TIERS, default=None)
     parser.add_argument("--runs", dest="runs_per_subtest", type=_positive_int, default=None)
     parser.add_argument("--max-subtests", type=_positive_int, default=None)
-    parser.add_argument("--agent", default=None, help="demo | command | claude-code")
+    parser.add_argument("--agent", default=None, help="demo | command | claude-code | codex | gemini | opencode | aider | mini-swe-agent")
     parser.add_argument("--agent-opt", dest="agent_options", type=_key_value, action="append", default=None,
                         metavar="KEY=VALUE")
     parser.add_argument("--model", default=None)
