@@ -115,8 +115,9 @@ def agent_home(ctx: AgentContext) -> Iterator[Path]:
 
 
 def home_env(home: Path) -> dict[str, str]:
-    """HOME and the XDG directories, all inside the run's private home."""
-    return {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "XDG_DATA_HOME": str(home / ".local/share"),
+    """HOME, TMPDIR and the XDG directories, all inside the run's private home."""
+    (home / "tmp").mkdir(parents=True, exist_ok=True)
+    return {"HOME": str(home), "TMPDIR": str(home / "tmp"), "XDG_CONFIG_HOME": str(home / ".config"), "XDG_DATA_HOME": str(home / ".local/share"),
             "XDG_STATE_HOME": str(home / ".local/state"), "XDG_CACHE_HOME": str(home / ".cache")}
 
 
