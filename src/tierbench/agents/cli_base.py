@@ -152,7 +152,9 @@ def start(ctx: AgentContext, spec: CliSpec, argv: list[str], overrides: dict[str
     `overrides` are applied on top of ctx.base_env and recorded (secrets redacted by name); the
     subtest's `env` wins over both.
     """
-    overrides = {**overrides, **ctx.subtest.env}
+    # PWD too: OpenCode takes its working directory from $PWD, which the inherited environment
+    # would point at wherever tierbench itself was started.
+    overrides = {**overrides, "PWD": str(ctx.workspace), **ctx.subtest.env}
     write_command_record(ctx.agent_dir, argv, ctx.workspace, overrides)
     proc = run_process(argv, cwd=ctx.workspace, env={**ctx.base_env, **overrides},
                        timeout=ctx.timeout_seconds if timeout is None else timeout,

@@ -50,7 +50,7 @@ SUPPORT: dict[str, dict[str, Support]] = {
               "tool_restriction": "no", "system_prompt": "not mapped", "max_turns": "no"},
     "gemini": {"instructions": "yes", "skills": "not mapped", "subagents": "not mapped", "mcp": "not mapped",
                "tool_restriction": "yes", "system_prompt": "not mapped", "max_turns": "yes"},
-    "opencode": {"instructions": "yes", "skills": "not mapped", "subagents": "not mapped", "mcp": "not mapped",
+    "opencode": {"instructions": "yes", "skills": "yes", "subagents": "not mapped", "mcp": "not mapped",
                  "tool_restriction": "not mapped", "system_prompt": "not mapped", "max_turns": "not mapped"},
     "aider": {"instructions": "yes", "skills": "no", "subagents": "no", "mcp": "no", "tool_restriction": "no",
               "system_prompt": "no", "max_turns": "no"},
@@ -67,7 +67,8 @@ HOW: dict[str, dict[str, str]] = {
     "gemini": {"instructions": "`GEMINI.md` (workspace, else `~/.gemini/GEMINI.md`)",
                "tool_restriction": "settings `tools.core` / `tools.exclude`",
                "max_turns": "settings `model.maxSessionTurns`"},
-    "opencode": {"instructions": "`AGENTS.md` (workspace, else `~/.config/opencode/AGENTS.md`)"},
+    "opencode": {"instructions": "`AGENTS.md` or `CLAUDE.md` in the workspace (`GEMINI.md` -> "
+                 "`~/.config/opencode/AGENTS.md`)", "skills": "`.claude/skills/` (read natively)"},
     "aider": {"instructions": "a read-only conventions file (`--read`)"},
     "mini-swe-agent": {"instructions": "appended to the system template", "max_turns": "`agent.step_limit`"},
 }
