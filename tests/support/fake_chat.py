@@ -8,7 +8,8 @@ mini-swe-agent (non-streaming, a `bash` tool).
 Serves `POST .../chat/completions`. Which requests advance the script is set by `main_when`:
 "tools" (default: a request offering tools; OpenCode's title request offers none) or "all"
 (Aider never offers tools). A main request's turn is the number of assistant messages in its
-`messages`. Streaming answers end with a usage chunk (`stream_options.include_usage` or not) and
+`messages`, or, with `turns_by="requests"`, the number of main requests answered before it (Aider
+puts example exchanges with assistant messages into every prompt). Streaming answers end with a usage chunk (`stream_options.include_usage` or not) and
 `data: [DONE]`. Errors use OpenAI's body (see fake_responses.openai_error).
 """
 
@@ -38,9 +39,11 @@ def _turn_index(body: dict[str, Any]) -> int:
 
 
 class FakeChat(ScriptedServer):
-    def __init__(self, script: list[Turn], *, main_when: Literal["tools", "all"] = "tools", **kwargs: Any):
+    def __init__(self, script: list[Turn], *, main_when: Literal["tools", "all"] = "tools",
+                 turns_by: Literal["assistant_messages", "requests"] = "assistant_messages", **kwargs: Any):
         super().__init__(script, **kwargs)
         self.main_when = main_when
+        self.turns_by = turns_by
 
     def handle_post(self, handler: ScriptedHandler, path: str, body: Any) -> None:
         headers = dict(handler.headers)
@@ -58,7 +61,7 @@ class FakeChat(ScriptedServer):
             self.record(RecordedRequest("POST", path, headers, body, "side"))
             self._answer(handler, body, text_turn(self.side_text, usage=Usage(0, 0)))
             return
-        index = _turn_index(body)
+        index = _turn_index(body) if self.turns_by == "assistant_messages" else len(self.main_requests())
         self.record(RecordedRequest("POST", path, headers, body, "main", turn_index=index))
         self._answer(handler, body, self.turn(index))
 

@@ -198,6 +198,11 @@ def last_line(text: str) -> str:
     return lines[-1].strip()[:500] if lines else ""
 
 
+def read_text(path: Path) -> str:
+    """A file the agent may or may not have written; "" when it did not."""
+    return read_log(path)
+
+
 def logs(ctx: AgentContext) -> tuple[str, str]:
     return read_log(ctx.agent_dir / "stdout.log"), read_log(ctx.agent_dir / "stderr.log")
 
