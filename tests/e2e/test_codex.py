@@ -44,6 +44,9 @@ def test_codex_edits_workspace_and_is_graded(tmp_path):
     assert any((e.get("item") or {}).get("type") == "command_execution" for e in events)
     command = json.loads((run_dir(exp) / "agent" / "command.json").read_text())
     assert command["argv"][1:3] == ["exec", "--json"]
+    report = (exp / "report.md").read_text()  # the agent is in the run's identity; costs say their source
+    assert "| T0 | 00 * | codex |" in report
+    assert "Agent cost source (runs): tierbench price table 1" in report
     assert_no_secret(exp)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +160,8 @@ def group_stats(runs: list[RunResult]) -> dict[str, Any]:
         judge_duration_mean=_mean([r.judge_duration_seconds for r in runs]),
         duration_total=sum(r.duration_seconds for r in runs),
         cost_of_pass=_finite(cop), cost_of_pass_infinite=cop is not None and math.isinf(cop),
+        agents=sorted({r.agent for r in runs if r.agent}),
+        cost_sources=dict(sorted(Counter(r.agent_cost_source for r in runs).items())),
     )
 
 

@@ -65,6 +65,8 @@ class GroupStats(BaseModel):
     duration_total: float = 0.0
     cost_of_pass: float | None = None
     cost_of_pass_infinite: bool = False
+    agents: list[str] = Field(default_factory=list)  # the agents that produced these runs
+    cost_sources: dict[str, int] = Field(default_factory=dict)  # runs by where the agent cost came from
 
 
 class SubtestSummary(GroupStats):
