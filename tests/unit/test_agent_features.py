@@ -81,3 +81,11 @@ def test_a_supported_feature_passes_the_check(tmp_path):
     proc = run_cli("run", test_dir, "--results-dir", tmp_path / "results", "--agent", "demo", "--runs", 1,
                    "--no-preflight", env=None)
     assert "does not support" not in proc.stderr
+
+
+def test_a_thinking_level_the_agent_cannot_set_is_refused(tmp_path):
+    test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T0",), subtests=1)
+    proc = run_cli("run", test_dir, "--results-dir", tmp_path / "results", "--agent", "aider", "--thinking", "High")
+    assert proc.returncode == 1
+    assert "subtest T0/00" in proc.stderr and "--thinking High" in proc.stderr and "the aider agent" in proc.stderr
+    assert not (tmp_path / "results" / "calc").exists()

@@ -115,6 +115,19 @@ def describe_unsupported(agent: str, subtest: Subtest, where: str) -> str | None
             f"{'feature' if len(missing) == 1 else 'features'} from the subtest")
 
 
+# Agents whose adapter maps --thinking (None/Low/High/UltraThink) onto a setting of the agent.
+THINKING_AGENTS = frozenset({"demo", "command", "claude-code", "codex"})
+
+
+def describe_thinking(agent: str, thinking: str | None, where: str) -> str | None:
+    """A refusal for a thinking level the agent's adapter cannot set, or None."""
+    if not thinking or thinking == "None" or agent in THINKING_AGENTS or agent not in SUPPORT:
+        return None
+    return (f"{where}: --thinking {thinking} is not mapped for the {agent} agent (only "
+            f"{', '.join(sorted(THINKING_AGENTS - {'demo', 'command'}))} map it). Fix: leave --thinking at None "
+            f"for this agent, or pass the agent's own setting through the subtest's agent_args or env")
+
+
 def readme_table() -> str:
     """The README's feature table, generated from SUPPORT and HOW."""
     agents = ["claude-code", "codex", "gemini", "opencode", "aider", "mini-swe-agent"]
