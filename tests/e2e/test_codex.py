@@ -11,6 +11,15 @@ from tests.e2e.agent_runs import (FIX_COMMAND, SECRET, assert_auth_error, assert
                                   assert_rate_limited_exit_2, calc_test, run_agent, run_dir, transcript)
 from tests.support.fake_responses import FakeResponses, Usage, auth_error, rate_limited, text_turn, tool_turn
 
+SKILL = """\
+  .claude/skills/careful-fix/SKILL.md: |
+    ---
+    name: careful-fix
+    description: SKILL-MARKER-3 a disciplined loop for fixing small bugs
+    ---
+    Reproduce, fix, verify.
+"""
+
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("offline")]
 MODEL = "gpt-5-mini"  # priced in prices.toml: $0.25 in / $0.025 cached / $2 out per MTok
 
@@ -24,13 +33,15 @@ def test_codex_edits_workspace_and_is_graded(tmp_path):
     script = [tool_turn("exec_command", {"cmd": FIX_COMMAND}, usage=usage), text_turn("Fixed.", usage=usage)]
     test_dir = calc_test(tmp_path)
     (test_dir / "tiers" / "T0" / "00-variant0.yaml").write_text(
-        "description: with project notes\nfiles:\n  CLAUDE.md: 'Always run the checks: NOTES-MARKER-7'\n")
+        "description: with project notes\nfiles:\n  CLAUDE.md: 'Always run the checks: NOTES-MARKER-7'\n"
+        + SKILL)
     with FakeResponses(script) as api:
         proc, exp = run_agent(tmp_path, "codex", MODEL, env=_env(api), test_dir=test_dir)
         main = api.main_requests()
     result = assert_graded_and_fixed(proc, exp)
     # the instruction file reached the model through Codex's own AGENTS.md convention
     assert "NOTES-MARKER-7" in json.dumps(main[0].body)
+    assert "SKILL-MARKER-3" in json.dumps(main[0].body), "the .claude/skills skill was offered"
     tokens = result["token_stats"]
     assert tokens == {"input_tokens": 1200, "cache_read_tokens": 800, "cache_creation_tokens": 0,
                       "output_tokens": 120, "reasoning_tokens": 40}

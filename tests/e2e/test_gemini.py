@@ -11,6 +11,15 @@ from tests.e2e.agent_runs import (FIX_COMMAND, SECRET, assert_auth_error, assert
                                   assert_rate_limited_exit_2, calc_test, run_agent, run_dir, transcript)
 from tests.support.fake_gemini import FakeGemini, Usage, auth_error, rate_limited, text_turn, tool_turn
 
+SKILL = """\
+  .claude/skills/careful-fix/SKILL.md: |
+    ---
+    name: careful-fix
+    description: SKILL-MARKER-3 a disciplined loop for fixing small bugs
+    ---
+    Reproduce, fix, verify.
+"""
+
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("offline")]
 MODEL = "gemini-2.5-flash"  # priced in prices.toml: $0.30 in / $0.075 cached / $2.50 out per MTok
 
@@ -26,6 +35,7 @@ def test_gemini_edits_workspace_and_is_graded(tmp_path):
     test_dir = calc_test(tmp_path)
     (test_dir / "tiers" / "T0" / "00-variant0.yaml").write_text(
         "description: notes and a smaller toolbox\nfiles:\n  CLAUDE.md: 'Always run the checks: NOTES-MARKER-7'\n"
+        + SKILL +
         "tools:\n  disabled: [google_web_search, web_fetch]\n")
     with FakeGemini(script, model_version=MODEL) as api:
         proc, exp = run_agent(tmp_path, "gemini", MODEL, env=_env(api), test_dir=test_dir)
@@ -33,6 +43,7 @@ def test_gemini_edits_workspace_and_is_graded(tmp_path):
     result = assert_graded_and_fixed(proc, exp)
     # GEMINI.md (from the subtest's CLAUDE.md) and the tool restriction reached the model
     assert "NOTES-MARKER-7" in json.dumps(main[0].body)
+    assert "SKILL-MARKER-3" in json.dumps(main[0].body), "the .claude/skills skill was offered"
     offered = {d["name"] for t in main[0].body["tools"] for d in t.get("functionDeclarations", [])}
     assert "run_shell_command" in offered and not offered & {"google_web_search", "web_fetch"}
     assert result["token_stats"] == {"input_tokens": 1200, "cache_read_tokens": 800, "cache_creation_tokens": 0,

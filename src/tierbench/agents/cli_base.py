@@ -137,6 +137,24 @@ def instructions(ctx: AgentContext, native: str | None) -> str | None:
     return None
 
 
+SKILLS_PREFIX = ".claude/skills/"
+
+
+def copy_skills(ctx: AgentContext, dest: Path) -> int:
+    """Write the subtest's `.claude/skills/**` files under `dest` (the agent's own skills directory
+    in the run's home, e.g. $CODEX_HOME/skills); the number of files written."""
+    written = 0
+    for path, text in ctx.subtest.files.items():
+        rel = path.replace("\\", "/").removeprefix("./")
+        if not rel.startswith(SKILLS_PREFIX):
+            continue
+        target = dest / rel[len(SKILLS_PREFIX):]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(target, text)
+        written += 1
+    return written
+
+
 def missing_key(spec: CliSpec, options: dict[str, str], env: dict[str, str]) -> AgentOutcome | None:
     name = key_env(spec, options)
     if env.get(name):

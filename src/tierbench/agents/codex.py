@@ -22,6 +22,8 @@ Responses API in tests/support/fake_responses.py:
     (--agent-opt max_retries, default 1).
   * `check_for_update_on_startup = false` and `[analytics] enabled = false` keep it quiet.
   * Instructions: AGENTS.md in the workspace; otherwise `$CODEX_HOME/AGENTS.md` (its global file).
+    Skills: the subtest's .claude/skills/<name>/SKILL.md go to `$CODEX_HOME/skills/<name>/`, where
+    it lists them to the model.
   * Thinking: None leaves the model's default; Low/High/UltraThink set model_reasoning_effort
     low/high/xhigh.
 """
@@ -134,6 +136,7 @@ class CodexAgent:
             atomic_write_text(codex_home / "config.toml", config_toml(ctx, base_url))
             if (text := cli_base.instructions(ctx, "AGENTS.md")) is not None:
                 atomic_write_text(codex_home / "AGENTS.md", text)
+            cli_base.copy_skills(ctx, codex_home / "skills")
             argv, overrides = build_command(ctx, home)
             binary, found = cli_base.resolve_binary(SPEC, ctx.options, ctx.base_env)
             if not found:

@@ -46,9 +46,9 @@ SUPPORT: dict[str, dict[str, Support]] = {
     "demo": dict(_ALL_YES),  # offline stand-in: accepts every tier so `make demo` runs every example
     "command": dict(_ALL_YES),  # an arbitrary command: the files are in the workspace, the rest is its own business
     "claude-code": dict(_ALL_YES),
-    "codex": {"instructions": "yes", "skills": "not mapped", "subagents": "not mapped", "mcp": "not mapped",
+    "codex": {"instructions": "yes", "skills": "yes", "subagents": "not mapped", "mcp": "not mapped",
               "tool_restriction": "no", "system_prompt": "not mapped", "max_turns": "no"},
-    "gemini": {"instructions": "yes", "skills": "not mapped", "subagents": "not mapped", "mcp": "not mapped",
+    "gemini": {"instructions": "yes", "skills": "yes", "subagents": "not mapped", "mcp": "not mapped",
                "tool_restriction": "yes", "system_prompt": "not mapped", "max_turns": "yes"},
     "opencode": {"instructions": "yes", "skills": "yes", "subagents": "not mapped", "mcp": "not mapped",
                  "tool_restriction": "not mapped", "system_prompt": "not mapped", "max_turns": "not mapped"},
@@ -63,8 +63,10 @@ HOW: dict[str, dict[str, str]] = {
     "claude-code": {"instructions": "`CLAUDE.md` in the workspace", "skills": "`.claude/skills/`",
                     "subagents": "`.claude/agents/`", "mcp": "`.mcp.json`", "tool_restriction": "`--tools`, "
                     "`--disallowedTools`", "system_prompt": "`--system-prompt \"\"`", "max_turns": "`--max-turns`"},
-    "codex": {"instructions": "`AGENTS.md` (workspace, else `$CODEX_HOME/AGENTS.md`)"},
+    "codex": {"instructions": "`AGENTS.md` (workspace, else `$CODEX_HOME/AGENTS.md`)",
+              "skills": "`$CODEX_HOME/skills/`"},
     "gemini": {"instructions": "`GEMINI.md` (workspace, else `~/.gemini/GEMINI.md`)",
+               "skills": "`~/.gemini/skills/`",
                "tool_restriction": "settings `tools.core` / `tools.exclude`",
                "max_turns": "settings `model.maxSessionTurns`"},
     "opencode": {"instructions": "`AGENTS.md` or `CLAUDE.md` in the workspace (`GEMINI.md` -> "

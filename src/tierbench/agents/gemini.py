@@ -20,7 +20,8 @@ tests/support/fake_gemini.py:
   * Failures: the exit code is the HTTP status & 0xFF (429 -> 173, 401 -> 145), stderr carries the
     status. It ignores Retry-After; settings general.maxAttempts bounds its retries
     (--agent-opt max_retries + 1 attempts; default 2). A 401 is not retried.
-  * Tier features: GEMINI.md in the workspace, else ~/.gemini/GEMINI.md; `tools.enabled` ->
+  * Tier features: GEMINI.md in the workspace, else ~/.gemini/GEMINI.md; skills from
+    .claude/skills/ go to ~/.gemini/skills/ (offered through its activate_skill tool); `tools.enabled` ->
     settings tools.core, `tools.disabled` -> tools.exclude (Gemini's tool names, e.g.
     run_shell_command, read_file, replace, write_file); max_turns -> model.maxSessionTurns.
   * It writes crash reports to $TMPDIR, which points into the run's home.
@@ -148,6 +149,7 @@ class GeminiAgent:
             atomic_write_text(gemini_dir / "settings.json", json.dumps(settings(ctx), indent=2) + "\n")
             if (text := cli_base.instructions(ctx, "GEMINI.md")) is not None:
                 atomic_write_text(gemini_dir / "GEMINI.md", text)
+            cli_base.copy_skills(ctx, gemini_dir / "skills")
             argv, overrides = build_command(ctx, home, prompt)
             binary, found = cli_base.resolve_binary(SPEC, ctx.options, ctx.base_env)
             if not found:
