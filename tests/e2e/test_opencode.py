@@ -15,7 +15,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("offline")]
 MODEL = "gpt-4.1-mini"  # priced in prices.toml: $0.40 in / $0.10 cached / $1.60 out per MTok
 
 SUBTEST = """\
-description: project notes and a skill
+description: project notes, a skill, a smaller toolbox
+tools:
+  disabled: [webfetch, apply_patch]
 files:
   CLAUDE.md: 'Always run the checks: NOTES-MARKER-7'
   .claude/skills/careful-fix/SKILL.md: |
@@ -44,6 +46,8 @@ def test_opencode_edits_workspace_and_is_graded(tmp_path):
     first = json.dumps(main[0].body)
     assert "NOTES-MARKER-7" in first, "CLAUDE.md reached the model"
     assert "SKILL-MARKER-3" in first, "the .claude/skills skill was offered"
+    offered = {tool["function"]["name"] for tool in main[0].body["tools"]}
+    assert {"bash", "skill"} <= offered and not offered & {"webfetch", "apply_patch"}, offered
     assert result["token_stats"] == {"input_tokens": 1200, "cache_read_tokens": 800, "cache_creation_tokens": 0,
                                      "output_tokens": 120, "reasoning_tokens": 40}
     expected_cost = (1200 * 0.40 + 800 * 0.10 + 120 * 1.60) / 1e6

@@ -51,7 +51,7 @@ SUPPORT: dict[str, dict[str, Support]] = {
     "gemini": {"instructions": "yes", "skills": "yes", "subagents": "not mapped", "mcp": "not mapped",
                "tool_restriction": "yes", "system_prompt": "not mapped", "max_turns": "yes"},
     "opencode": {"instructions": "yes", "skills": "yes", "subagents": "not mapped", "mcp": "not mapped",
-                 "tool_restriction": "not mapped", "system_prompt": "not mapped", "max_turns": "not mapped"},
+                 "tool_restriction": "yes", "system_prompt": "not mapped", "max_turns": "not mapped"},
     "aider": {"instructions": "yes", "skills": "no", "subagents": "no", "mcp": "no", "tool_restriction": "no",
               "system_prompt": "no", "max_turns": "no"},
     "mini-swe-agent": {"instructions": "yes", "skills": "no", "subagents": "no", "mcp": "no",
@@ -70,7 +70,8 @@ HOW: dict[str, dict[str, str]] = {
                "tool_restriction": "settings `tools.core` / `tools.exclude`",
                "max_turns": "settings `model.maxSessionTurns`"},
     "opencode": {"instructions": "`AGENTS.md` or `CLAUDE.md` in the workspace (`GEMINI.md` -> "
-                 "`~/.config/opencode/AGENTS.md`)", "skills": "`.claude/skills/` (read natively)"},
+                 "`~/.config/opencode/AGENTS.md`)", "skills": "`.claude/skills/` (read natively)",
+                 "tool_restriction": "config `permission` (`deny` removes a tool)"},
     "aider": {"instructions": "a read-only conventions file (`--read`)"},
     "mini-swe-agent": {"instructions": "appended to the system template", "max_turns": "`agent.step_limit`"},
 }

@@ -23,7 +23,12 @@ Chat Completions API in tests/support/fake_chat.py:
   * Quiet and offline: OPENCODE_DISABLE_MODELS_FETCH, _AUTOUPDATE, _DEFAULT_PLUGINS (else it
     installs plugins from npm at start), _LSP_DOWNLOAD, _SHARE; `autoupdate: false`.
   * Tier features: AGENTS.md or CLAUDE.md in the workspace are read natively (GEMINI.md is copied
-    to ~/.config/opencode/AGENTS.md); skills under .claude/skills/ are read natively.
+    to ~/.config/opencode/AGENTS.md); skills under .claude/skills/ are read natively. Tool
+    restriction (OpenCode's tool names: bash, read, glob, grep, apply_patch, edit, write, webfetch,
+    skill, task, todowrite) goes through `permission`, since a denied tool is not offered at all
+    (the `tools` switches did not remove webfetch or apply_patch in 1.18.33): `enabled` ->
+    `{"*": "deny", NAME: "allow"}`, `disabled` -> `NAME: "deny"`; the editing tools share the
+    one `edit` permission.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ SPEC = CliSpec(agent="opencode", command="opencode", tools_path="opencode/node_m
                install_hint="install with `make agents` or pass --agent-opt bin=PATH", key_env="OPENAI_API_KEY",
                default_max_retries=5)
 PROVIDER = "tierbench"
+EDIT_TOOLS = frozenset({"edit", "write", "apply_patch", "patch"})
 QUIET_ENV = {name: "1" for name in ("OPENCODE_DISABLE_MODELS_FETCH", "OPENCODE_DISABLE_AUTOUPDATE",
                                     "OPENCODE_DISABLE_DEFAULT_PLUGINS", "OPENCODE_DISABLE_LSP_DOWNLOAD",
                                     "OPENCODE_DISABLE_SHARE")}
@@ -71,6 +77,18 @@ def config(ctx: AgentContext) -> dict[str, Any]:
                                                    "apiKey": "{env:" + cli_base.key_env(SPEC, ctx.options) + "}"}}}
     if (mid := model_id(ctx)) is not None:
         data["model"] = mid
+    tools = ctx.subtest.tools
+    if tools is not None and (tools.enabled is not None or tools.disabled):
+        # Permission "deny" removes a tool from what the model is offered; the editing tools
+        # (apply_patch for GPT models, edit/write otherwise) share the one `edit` permission.
+        permission: dict[str, str] = dict(data["permission"])
+        if tools.enabled is not None:
+            permission = {"*": "deny"}
+            for name in tools.enabled:
+                permission["edit" if name in EDIT_TOOLS else name] = "allow"
+        for name in tools.disabled:
+            permission["edit" if name in EDIT_TOOLS else name] = "deny"
+        data["permission"] = permission
     return data
 
 
