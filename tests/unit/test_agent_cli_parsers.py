@@ -106,3 +106,25 @@ def test_instruction_text_goes_to_the_agents_own_file_only_when_needed():
     assert cli_base.instructions(Ctx(), None) == "notes"
     Ctx.subtest = Subtest()
     assert cli_base.instructions(Ctx(), None) is None
+
+
+def _ctx(subtest: Subtest, **options: str):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(subtest=subtest, options=dict(options), base_env={"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"},
+                           model="m", thinking="None")
+
+
+def test_tool_restriction_reaches_each_agents_own_setting():
+    from tierbench.spec import ToolsSpec
+
+    only = _ctx(Subtest(tools=ToolsSpec(enabled=["bash", "apply_patch"], disabled=["webfetch"])))
+    assert opencode.config(only)["permission"] == {"*": "deny", "bash": "allow", "edit": "allow", "webfetch": "deny"}
+    fewer = _ctx(Subtest(tools=ToolsSpec(disabled=["write"])))
+    assert opencode.config(fewer)["permission"]["edit"] == "deny"
+    assert opencode.config(fewer)["provider"]["tierbench"]["options"]["apiKey"] == "{env:OPENAI_API_KEY}"
+    settings = gemini.settings(_ctx(Subtest(tools=ToolsSpec(enabled=["read_file"], disabled=["web_fetch"]),
+                                            max_turns=7), max_retries="3"))
+    assert settings["tools"] == {"core": ["read_file"], "exclude": ["web_fetch"]}
+    assert settings["model"] == {"maxSessionTurns": 7} and settings["general"]["maxAttempts"] == 4
+    assert settings["security"]["auth"]["selectedType"] == "gemini-api-key"
