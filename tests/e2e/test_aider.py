@@ -38,6 +38,7 @@ def test_aider_edits_workspace_and_is_graded(tmp_path):
     assert "NOTES-MARKER-7" in json.dumps(main[0].body), "the conventions file reached the model"
     diff = (run_dir(exp) / "agent" / "diff.patch").read_text()
     assert ".aider" not in diff, "Aider's histories and tags cache stay out of the diff"
+    assert "[user]" not in (exp / "repo" / ".git" / "config").read_text(), "the shared base repo is untouched"
     assert result["token_stats"]["input_tokens"] == 1500 and result["token_stats"]["output_tokens"] == 90
     assert result["agent_cost_source"] == "agent"
     assert result["agent_cost_usd"] == pytest.approx((1500 * 0.15 + 90 * 0.60) / 1e6)

@@ -25,6 +25,8 @@ with the fake Chat Completions API in tests/support/fake_chat.py:
     LITELLM_LOCAL_MODEL_COST_MAP=True.
   * Its chat and input histories go to the run's home; the tags cache it always creates in the
     repository root (.aider.tags.cache.v4) is removed after the run so it never enters diff.patch.
+  * Without a git identity it writes user.name/email into the repository's config (the
+    experiment's shared base repo); the run's home gets a ~/.gitconfig with one instead.
   * Tier features: the instruction file becomes a read-only conventions file (`--read`).
 """
 
@@ -53,6 +55,7 @@ FLAGS = ["--yes-always", "--no-check-update", "--analytics-disable", "--no-show-
          "--no-show-release-notes"]
 TAGS_CACHE = ".aider.tags.cache.v4"
 PRICE_CACHE = Path(".aider") / "caches" / "model_prices_and_context_window.json"
+GITCONFIG = "[user]\n\tname = tierbench agent\n\temail = agent@tierbench.invalid\n"
 _ERROR_LINE = re.compile(r"^litellm\.(\w+Error):.*$", re.MULTILINE)
 
 
@@ -137,6 +140,10 @@ class AiderAgent:
         with cli_base.agent_home(ctx) as home:
             if (text := cli_base.instructions(ctx, None)) is not None:
                 atomic_write_text(home / "CONVENTIONS.md", text)
+            # Without a git identity Aider writes a placeholder one into the repository's config,
+            # which is the experiment's shared base repo (read-only in the sandbox).
+            if not (home / ".gitconfig").exists():
+                atomic_write_text(home / ".gitconfig", GITCONFIG)
             argv, overrides = build_command(ctx, home, prompt)
             binary, found = cli_base.resolve_binary(SPEC, ctx.options, ctx.base_env)
             if not found:
