@@ -16,7 +16,7 @@ AIDER_VERSION := 0.86.2
 MINI_SWE_AGENT_VERSION := 2.4.6
 MCP_VERSION := 2.3.0
 
-.PHONY: install dev claude-code agents demo test clean
+.PHONY: install dev claude-code agents demo test typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,8 +67,12 @@ agents:
 demo: install
 	$(BIN)/tierbench batch examples/tests --results-dir $(DEMO_RESULTS) --agent demo --threads 2
 
-test: dev claude-code agents
+test: dev claude-code agents typecheck
 	TIERBENCH_CLAUDE_BIN="$(abspath $(CLAUDE_BIN))" $(BIN)/python -m pytest -q -p no:cacheprovider
+
+# mypy over src/ (settings in pyproject.toml); part of `make test`.
+typecheck: dev
+	$(BIN)/python -m mypy
 
 clean:
 	rm -rf $(VENV) .tools results
