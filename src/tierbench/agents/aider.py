@@ -32,10 +32,8 @@ with the fake Chat Completions API in tests/support/fake_chat.py:
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +105,7 @@ def parse_analytics(events: list[dict[str, Any]]) -> tuple[TokenStats, ToolUsage
     for event in events:
         if event.get("event") != "message_send":
             continue
-        props = event.get("properties") if isinstance(event.get("properties"), dict) else {}
+        props = cli_base.as_dict(event.get("properties"))
         sends += 1
         tokens = tokens + TokenStats(input_tokens=int(props.get("prompt_tokens") or 0),
                                      output_tokens=int(props.get("completion_tokens") or 0))
@@ -168,14 +166,10 @@ class AiderAgent:
         errors = [match.group(0).strip() for match in _ERROR_LINE.finditer(stdout_text)]
         outcome.is_error = exit_code != 0 or sends == 0
         outcome.result_text = errors[-1] if errors and sends == 0 else cli_base.last_line(stdout_text)
-        from tierbench.ratelimit import detect_agent_output
-
-        error_events = [json.dumps({"type": "error", "message": line}) for line in errors]
-        outcome.rate_limit = detect_agent_output(None, stderr_text, now=datetime.now(timezone.utc),
-                                                 default_wait=ctx.default_rate_limit_wait, stdout_lines=error_events)
-        if outcome.rate_limit is not None and sends > 0 and not stopped:
-            outcome.rate_limit = None  # a 429 it recovered from: the reply arrived and was applied
-        if outcome.rate_limit is not None or stopped:
+        # stdout's litellm error lines are its error channel; a message_send event means it finished
+        cli_base.detect(ctx, outcome, self.name, exit_code=exit_code, stdout=stdout_text, stderr=stderr_text,
+                        events=events)
+        if outcome.rate_limit is not None or outcome.infra_error or stopped:
             return outcome
         kinds = [re.match(r"litellm\.(\w+)", line).group(1) for line in errors]  # type: ignore[union-attr]
         if any(kind in ("AuthenticationError", "PermissionDeniedError") for kind in kinds):

@@ -23,6 +23,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,25 @@ def write_transcript(ctx: AgentContext, entries: list[dict[str, Any]]) -> None:
     """agent/transcript.jsonl: the agent's own events, one JSON object a line, as it produced them."""
     text = "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries)
     atomic_write_text(ctx.agent_dir / "transcript.jsonl", text)
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """`value` when it is a JSON object, else {} (agent output is read tolerantly)."""
+    return value if isinstance(value, dict) else {}
+
+
+def detect(ctx: AgentContext, outcome: AgentOutcome, agent: str, *, exit_code: int | None, stdout: str,
+           stderr: str, result: dict[str, Any] | None = None,
+           events: list[dict[str, Any]] | None = None) -> None:
+    """Hand every channel the agent has to the one rate-limit detector and record its answer
+    (outcome.rate_limit, or outcome.infra_error for an error no wait can fix)."""
+    from tierbench.ratelimit import AgentOutput, detect_agent
+
+    output = AgentOutput.from_streams(agent, exit_code=exit_code, stdout=stdout, stderr=stderr, result=result,
+                                      events=events)
+    detection = detect_agent(output, now=datetime.now(timezone.utc), default_wait=ctx.default_rate_limit_wait)
+    if detection is not None:
+        detection.apply(outcome)
 
 
 def last_line(text: str) -> str:

@@ -31,7 +31,6 @@ Responses API in tests/support/fake_responses.py:
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -155,12 +154,9 @@ class CodexAgent:
         outcome.token_stats, outcome.usage, outcome.result_text = tokens, usage, failed or final
         outcome.is_error = failed is not None or exit_code != 0
         settle_cost(outcome, ctx.model, ctx.options)
-        from tierbench.ratelimit import detect_agent_output
-
-        outcome.rate_limit = detect_agent_output(None, stderr_text, now=datetime.now(timezone.utc),
-                                                 default_wait=ctx.default_rate_limit_wait,
-                                                 stdout_lines=stdout_text.splitlines())
-        if outcome.rate_limit is not None or cancelled or timed_out:
+        cli_base.detect(ctx, outcome, self.name, exit_code=exit_code, stdout=stdout_text, stderr=stderr_text,
+                        events=events)
+        if outcome.rate_limit is not None or outcome.infra_error or cancelled or timed_out:
             return outcome
         if failed is not None:
             if "401" in failed or "unauthorized" in failed.lower() or "403" in failed:

@@ -30,7 +30,6 @@ tests/support/fake_gemini.py:
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from tierbench.agents import cli_base
 from tierbench.agents.base import AgentContext
 from tierbench.agents.cli_base import CliSpec
 from tierbench.agents.prices import settle_cost
-from tierbench.models import AgentOutcome, RateLimitInfo, RateLimitKind, TokenStats, ToolUsage
+from tierbench.models import AgentOutcome, RateLimitInfo, TokenStats, ToolUsage
 from tierbench.process import ProcessRegistry
 from tierbench.store.atomic import atomic_write_text
 
@@ -96,7 +95,7 @@ def parse_events(events: list[dict[str, Any]]) -> tuple[TokenStats, ToolUsage, s
         if kind == "tool_use":
             name = str(event.get("tool_name") or "unknown")
             cli_base.count(usage.tool_calls, name)
-            params = event.get("parameters") if isinstance(event.get("parameters"), dict) else {}
+            params = cli_base.as_dict(event.get("parameters"))
             if name == "activate_skill":
                 cli_base.count(usage.skills, str(params.get("name") or "unknown"))
             elif name == "invoke_agent":
@@ -105,7 +104,7 @@ def parse_events(events: list[dict[str, Any]]) -> tuple[TokenStats, ToolUsage, s
         elif kind == "message" and event.get("role") == "assistant":
             texts.append(str(event.get("content") or ""))
         elif kind == "result":
-            stats = event.get("stats") if isinstance(event.get("stats"), dict) else {}
+            stats = cli_base.as_dict(event.get("stats"))
             cached = int(stats.get("cached") or 0)
             tokens = TokenStats(input_tokens=max(int(stats.get("input_tokens") or 0) - cached, 0),
                                 cache_read_tokens=cached, output_tokens=int(stats.get("output_tokens") or 0))
@@ -174,17 +173,10 @@ class GeminiAgent:
         if exit_code in (EXIT_RATE_LIMITED, EXIT_UNAUTHORIZED, EXIT_FORBIDDEN):
             outcome.api_error_status = {EXIT_RATE_LIMITED: 429, EXIT_UNAUTHORIZED: 401, EXIT_FORBIDDEN: 403}[exit_code]
         settle_cost(outcome, ctx.model, ctx.options)
-        from tierbench.ratelimit import detect_agent_output
-
-        now = datetime.now(timezone.utc)
-        outcome.rate_limit = detect_agent_output(None, stderr_text, now=now, default_wait=ctx.default_rate_limit_wait,
-                                                 stdout_lines=stdout_text.splitlines())
-        if outcome.rate_limit is None and outcome.api_error_status == 429:
-            # the exit code alone says 429 (Gemini's error text, "Resource has been exhausted", names no limit)
-            outcome.rate_limit = RateLimitInfo(kind=RateLimitKind.TRANSIENT, source="agent",
-                                               reset_at=now + timedelta(seconds=ctx.default_rate_limit_wait),
-                                               reset_known=False, message=f"gemini exit 173 (HTTP 429): {error or ''}"[:300])
-        if outcome.rate_limit is not None or stopped:
+        # events, stderr and the exit code (the HTTP status & 0xFF) all go to the detector
+        cli_base.detect(ctx, outcome, self.name, exit_code=exit_code, stdout=stdout_text, stderr=stderr_text,
+                        events=events)
+        if outcome.rate_limit is not None or outcome.infra_error or stopped:
             return outcome
         if outcome.api_error_status in (401, 403) or "API key not valid" in (error or "") + stderr_text:
             detail = (error or cli_base.last_line(stderr_text)).replace("\n", " ")[:300]

@@ -28,7 +28,6 @@ with `mcp` beside it in its own venv) with the fake Chat Completions API in test
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -97,14 +96,14 @@ def parse_trajectory(traj: dict[str, Any]) -> tuple[TokenStats, ToolUsage, float
             name = ((call or {}).get("function") or {}).get("name") or "unknown"
             cli_base.count(usage.tool_calls, str(name))
         response = (message.get("extra") or {}).get("response") or {}
-        u = response.get("usage") if isinstance(response.get("usage"), dict) else {}
+        u = cli_base.as_dict(response.get("usage"))
         cached = int(((u.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0)
         reasoning = int(((u.get("completion_tokens_details") or {}).get("reasoning_tokens")) or 0)
         tokens = tokens + TokenStats(input_tokens=max(int(u.get("prompt_tokens") or 0) - cached, 0),
                                      cache_read_tokens=cached, output_tokens=int(u.get("completion_tokens") or 0),
                                      reasoning_tokens=reasoning)
-    info = traj.get("info") if isinstance(traj.get("info"), dict) else {}
-    stats = info.get("model_stats") if isinstance(info.get("model_stats"), dict) else {}
+    info = cli_base.as_dict(traj.get("info"))
+    stats = cli_base.as_dict(info.get("model_stats"))
     usage.turns = int(stats.get("api_calls") or 0) or None
     exit_message = next((str(m.get("content") or "") for m in reversed(traj.get("messages") or [])
                          if isinstance(m, dict) and m.get("role") == "exit"), "")
@@ -156,13 +155,9 @@ class MiniSweAgent:
             settle_cost(outcome, ctx.model, ctx.options, agent_cost=cost)
         outcome.result_text = message
         outcome.is_error = exit_code != 0 or (bool(status) and status not in _RESULT_STATUSES)
-        from tierbench.ratelimit import detect_agent_output
-
-        error_events = [json.dumps({"type": "error", "message": f"{status}: {message}"})] if outcome.is_error else []
-        outcome.rate_limit = detect_agent_output(None, stderr_text if exit_code != 0 else "",
-                                                 now=datetime.now(timezone.utc),
-                                                 default_wait=ctx.default_rate_limit_wait, stdout_lines=error_events)
-        if outcome.rate_limit is not None or stopped:
+        cli_base.detect(ctx, outcome, self.name, exit_code=exit_code, stdout=stdout_text, stderr=stderr_text,
+                        result=traj)
+        if outcome.rate_limit is not None or outcome.infra_error or stopped:
             return outcome
         if status == "AuthenticationError" or "AuthenticationError" in stderr_text:
             outcome.infra_error = (f"mini-swe-agent authentication failed: {message[:300] or 'AuthenticationError'}. "

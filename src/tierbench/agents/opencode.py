@@ -34,7 +34,6 @@ Chat Completions API in tests/support/fake_chat.py:
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -110,11 +109,11 @@ def parse_events(events: list[dict[str, Any]]) -> tuple[TokenStats, ToolUsage, f
     steps = 0
     for event in events:
         kind = event.get("type")
-        part = event.get("part") if isinstance(event.get("part"), dict) else {}
+        part = cli_base.as_dict(event.get("part"))
         if kind == "step_finish":
             steps += 1
-            t = part.get("tokens") if isinstance(part.get("tokens"), dict) else {}
-            cache = t.get("cache") if isinstance(t.get("cache"), dict) else {}
+            t = cli_base.as_dict(part.get("tokens"))
+            cache = cli_base.as_dict(t.get("cache"))
             reasoning = int(t.get("reasoning") or 0)
             tokens = tokens + TokenStats(input_tokens=int(t.get("input") or 0),
                                          output_tokens=int(t.get("output") or 0) + reasoning,
@@ -125,8 +124,8 @@ def parse_events(events: list[dict[str, Any]]) -> tuple[TokenStats, ToolUsage, f
         elif kind == "tool_use":
             tool = str(part.get("tool") or "unknown")
             cli_base.count(usage.tool_calls, tool)
-            state = part.get("state") if isinstance(part.get("state"), dict) else {}
-            inputs = state.get("input") if isinstance(state.get("input"), dict) else {}
+            state = cli_base.as_dict(part.get("state"))
+            inputs = cli_base.as_dict(state.get("input"))
             if tool == "skill":
                 cli_base.count(usage.skills, str(inputs.get("name") or "unknown"))
             elif tool == "task":
@@ -181,27 +180,17 @@ class OpenCodeAgent:
         cli_base.write_transcript(ctx, events)
         tokens, usage, cost, text, error = parse_events(events)
         outcome.token_stats, outcome.usage, outcome.num_turns = tokens, usage, usage.turns
-        data = (error or {}).get("data") if isinstance((error or {}).get("data"), dict) else {}
+        data = cli_base.as_dict(cli_base.as_dict(error).get("data"))
         message = str(data.get("message") or (error or {}).get("name") or "") if error is not None else ""
         outcome.result_text = message or text
         outcome.is_error = error is not None or exit_code != 0
         status = data.get("statusCode")
         outcome.api_error_status = status if isinstance(status, int) else None
         settle_cost(outcome, ctx.model, ctx.options, agent_cost=cost)
-        from tierbench.ratelimit import detect_agent_output, detect_http
-
-        now = datetime.now(timezone.utc)
-        if outcome.api_error_status is not None:
-            headers = data.get("responseHeaders") if isinstance(data.get("responseHeaders"), dict) else {}
-            stamp = next((e.get("timestamp") for e in reversed(events) if e.get("type") == "error"), None)
-            at = datetime.fromtimestamp(stamp / 1000, timezone.utc) if isinstance(stamp, (int, float)) else now
-            outcome.rate_limit = detect_http(outcome.api_error_status, headers, data.get("responseBody") or message,
-                                             now=at, default_wait=ctx.default_rate_limit_wait, source="agent")
-        if outcome.rate_limit is None:
-            outcome.rate_limit = detect_agent_output(None, stderr_text, now=now,
-                                                     default_wait=ctx.default_rate_limit_wait,
-                                                     stdout_lines=stdout_text.splitlines())
-        if outcome.rate_limit is not None or stopped:
+        # the detector reads the error event's status and Retry-After header (from the event's time)
+        cli_base.detect(ctx, outcome, self.name, exit_code=exit_code, stdout=stdout_text, stderr=stderr_text,
+                        events=events)
+        if outcome.rate_limit is not None or outcome.infra_error or stopped:
             return outcome
         if outcome.api_error_status in (401, 403) or (error or {}).get("name") == "ProviderAuthError":
             outcome.infra_error = (f"OpenCode authentication failed ({outcome.api_error_status or 'auth'}): "
