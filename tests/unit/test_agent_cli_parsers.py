@@ -8,7 +8,13 @@ import os
 from pathlib import Path
 
 from tierbench.agents import aider, cli_base, codex, gemini, mini_swe_agent, opencode
+from tierbench.agents import transcripts  # noqa: F401  (registers the readers)
 from tierbench.spec import Subtest
+from tierbench.transcript import count_usage, parse_events
+
+
+def _usage(fmt: str, events: list[dict]):
+    return count_usage(parse_events(events, fmt))
 
 
 def test_codex_usage_tools_and_a_harmless_metadata_error():
@@ -21,12 +27,13 @@ def test_codex_usage_tools_and_a_harmless_metadata_error():
         {"type": "turn.completed", "usage": {"input_tokens": 1100, "cached_input_tokens": 200,
                                              "output_tokens": 70, "reasoning_output_tokens": 10}},
     ]
-    tokens, usage, final, failed = codex.parse_events(events)
+    tokens, final, failed = codex.parse_events(events)
     assert (tokens.input_tokens, tokens.cache_read_tokens, tokens.output_tokens, tokens.reasoning_tokens) == \
         (900, 200, 70, 10)
-    assert usage.tool_calls == {"command_execution": 1, "mcp_tool_call": 1} and usage.mcp_tools == {"docs/search": 1}
+    usage = _usage("codex-exec", events)
+    assert usage.tool_calls == {"command_execution": 1, "mcp__docs__search": 1} and usage.mcp_tools == {"docs/search": 1}
     assert final == "Fixed." and failed is None
-    _, _, _, failed = codex.parse_events([{"type": "turn.failed", "error": {"message": "boom"}}])
+    _, _, failed = codex.parse_events([{"type": "turn.failed", "error": {"message": "boom"}}])
     assert failed == "boom"
 
 
@@ -37,8 +44,9 @@ def test_gemini_stream_json_and_thoughts_from_the_session_file(tmp_path):
               {"type": "message", "role": "assistant", "content": "done.", "delta": True},
               {"type": "result", "status": "success",
                "stats": {"input_tokens": 1100, "cached": 200, "output_tokens": 60}}]
-    tokens, usage, final, error = gemini.parse_events(events)
+    tokens, final, error = gemini.parse_events(events)
     assert (tokens.input_tokens, tokens.cache_read_tokens, tokens.output_tokens) == (900, 200, 60)
+    usage = _usage("gemini-stream", events)
     assert usage.tool_calls == {"run_shell_command": 1, "activate_skill": 1} and usage.skills == {"debug": 1}
     assert final == "All done." and error is None
     chats = tmp_path / ".gemini" / "tmp" / "ws" / "chats"
@@ -56,18 +64,20 @@ def test_opencode_sums_steps_and_names_skills_and_subagents():
     events = [{"type": "tool_use", "part": {"tool": "skill", "state": {"input": {"name": "careful-fix"}}}},
               {"type": "tool_use", "part": {"tool": "task", "state": {"input": {"subagent_type": "tester"}}}},
               step, {"type": "text", "part": {"text": "Fixed."}}, step]
-    tokens, usage, cost, text, error = opencode.parse_events(events)
+    tokens, steps, cost, text, error = opencode.parse_events(events)
     assert (tokens.input_tokens, tokens.output_tokens, tokens.reasoning_tokens, tokens.cache_read_tokens,
             tokens.cache_creation_tokens) == (1600, 100, 20, 400, 10)
-    assert usage.skills == {"careful-fix": 1} and usage.subagents == {"tester": 1} and usage.turns == 2
+    usage = _usage("opencode-run", events)
+    assert usage.skills == {"careful-fix": 1} and usage.subagents == {"tester": 1} and steps == 2
     assert cost == 0.02 and text == "Fixed." and error is None
 
 
 def test_aider_analytics_and_mini_trajectory():
-    tokens, usage, cost, sends = aider.parse_analytics([
-        {"event": "message_send_starting"},
-        {"event": "message_send", "properties": {"prompt_tokens": 1500, "completion_tokens": 90, "cost": 0.0003}}])
-    assert (tokens.input_tokens, tokens.output_tokens, sends, usage.turns) == (1500, 90, 1, 1)
+    analytics = [{"event": "message_send_starting"},
+                 {"event": "message_send", "properties": {"prompt_tokens": 1500, "completion_tokens": 90, "cost": 0.0003}}]
+    tokens, cost, sends = aider.parse_analytics(analytics)
+    assert (tokens.input_tokens, tokens.output_tokens, sends, _usage("aider-analytics", analytics).turns) == \
+        (1500, 90, 1, 1)
     assert cost == 0.0003
     traj = {"info": {"exit_status": "Submitted", "model_stats": {"instance_cost": 0.0002, "api_calls": 1}},
             "messages": [{"role": "system"}, {"role": "assistant", "tool_calls": [{"function": {"name": "bash"}}],
@@ -75,10 +85,12 @@ def test_aider_analytics_and_mini_trajectory():
                                                            "prompt_tokens_details": {"cached_tokens": 200},
                                                            "completion_tokens_details": {"reasoning_tokens": 10}}}}},
                          {"role": "exit", "content": ""}]}
-    tokens, usage, cost, status, message = mini_swe_agent.parse_trajectory(traj)
+    tokens, calls, cost, status, message = mini_swe_agent.parse_trajectory(traj)
     assert (tokens.input_tokens, tokens.cache_read_tokens, tokens.output_tokens, tokens.reasoning_tokens) == \
         (800, 200, 50, 10)
-    assert usage.tool_calls == {"bash": 1} and usage.turns == 1 and cost == 0.0002 and status == "Submitted"
+    usage = _usage("mini-trajectory", traj["messages"])
+    assert usage.tool_calls == {"bash": 1} and usage.turns == 1 and calls == 1 and cost == 0.0002
+    assert status == "Submitted"
 
 
 def test_binary_lookup_order(tmp_path, monkeypatch):

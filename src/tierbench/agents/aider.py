@@ -41,7 +41,7 @@ from tierbench.agents import cli_base
 from tierbench.agents.base import AgentContext
 from tierbench.agents.cli_base import CliSpec
 from tierbench.agents.prices import settle_cost
-from tierbench.models import AgentOutcome, RateLimitInfo, TokenStats, ToolUsage
+from tierbench.models import AgentOutcome, RateLimitInfo, TokenStats
 from tierbench.process import ProcessRegistry
 from tierbench.store.atomic import atomic_write_text
 
@@ -99,8 +99,8 @@ def seed_price_cache(binary: str, home: Path) -> None:
         return
 
 
-def parse_analytics(events: list[dict[str, Any]]) -> tuple[TokenStats, ToolUsage, float, int]:
-    """(tokens, usage, cost, message_send count) from the analytics events."""
+def parse_analytics(events: list[dict[str, Any]]) -> tuple[TokenStats, float, int]:
+    """(tokens, cost, message_send count) from the analytics events."""
     tokens, cost, sends = TokenStats(), 0.0, 0
     for event in events:
         if event.get("event") != "message_send":
@@ -110,7 +110,7 @@ def parse_analytics(events: list[dict[str, Any]]) -> tuple[TokenStats, ToolUsage
         tokens = tokens + TokenStats(input_tokens=int(props.get("prompt_tokens") or 0),
                                      output_tokens=int(props.get("completion_tokens") or 0))
         cost += float(props.get("cost") or 0.0)
-    return tokens, ToolUsage(turns=sends or None), cost, sends
+    return tokens, cost, sends
 
 
 class AiderAgent:
@@ -154,14 +154,14 @@ class AiderAgent:
             shutil.rmtree(ctx.workspace / TAGS_CACHE, ignore_errors=True)
         if proc.exit_code is None:
             return outcome
-        cli_base.write_transcript(ctx, [*events, {"event": "chat_history", "text": history}])
+        outcome.usage = cli_base.write_transcript(ctx, self.name, [*events, {"event": "chat_history", "text": history}])
         return self._classify(ctx, outcome, proc.exit_code, proc.cancelled or proc.timed_out, events)
 
     def _classify(self, ctx: AgentContext, outcome: AgentOutcome, exit_code: int, stopped: bool,
                   events: list[dict[str, Any]]) -> AgentOutcome:
         stdout_text, stderr_text = cli_base.logs(ctx)
-        tokens, usage, cost, sends = parse_analytics(events)
-        outcome.token_stats, outcome.usage, outcome.num_turns = tokens, usage, usage.turns
+        tokens, cost, sends = parse_analytics(events)
+        outcome.token_stats, outcome.num_turns = tokens, sends or None
         settle_cost(outcome, ctx.model, ctx.options, agent_cost=cost)
         errors = [match.group(0).strip() for match in _ERROR_LINE.finditer(stdout_text)]
         outcome.is_error = exit_code != 0 or sends == 0

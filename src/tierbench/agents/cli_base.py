@@ -32,9 +32,10 @@ from tierbench.agents.base import AgentContext
 from tierbench.agents.command import outcome_from_process, read_log, write_command_record
 from tierbench.agents.features import INSTRUCTION_FILES
 from tierbench.agents.prices import PRICES_OPTION, validate_prices_option
-from tierbench.models import AgentOutcome
+from tierbench.models import AgentOutcome, ToolUsage
 from tierbench.process import ProcessOutcome, run_process
 from tierbench.store.atomic import atomic_write_text
+from tierbench.transcript import TRANSCRIPT_NAME, count_usage, run_transcript
 
 TOOLS_DIR = Path(__file__).resolve().parents[3] / ".tools"  # the checkout's .tools/ (make agents)
 COMMON_OPTIONS = ("bin", "base_url", "key_env", "max_retries", PRICES_OPTION)
@@ -116,9 +117,9 @@ def agent_home(ctx: AgentContext) -> Iterator[Path]:
 
 
 def home_env(home: Path) -> dict[str, str]:
-    """HOME, TMPDIR and the XDG directories, all inside the run's private home."""
-    (home / "tmp").mkdir(parents=True, exist_ok=True)
-    return {"HOME": str(home), "TMPDIR": str(home / "tmp"), "XDG_CONFIG_HOME": str(home / ".config"), "XDG_DATA_HOME": str(home / ".local/share"),
+    """HOME and the XDG directories, all inside the run's private home (TMPDIR comes with the run's
+    environment: its private /tmp)."""
+    return {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "XDG_DATA_HOME": str(home / ".local/share"),
             "XDG_STATE_HOME": str(home / ".local/state"), "XDG_CACHE_HOME": str(home / ".cache")}
 
 
@@ -178,7 +179,7 @@ def start(ctx: AgentContext, spec: CliSpec, argv: list[str], overrides: dict[str
     proc = run_process(argv, cwd=ctx.workspace, env={**ctx.base_env, **overrides},
                        timeout=ctx.timeout_seconds if timeout is None else timeout,
                        stdout_path=ctx.agent_dir / "stdout.log", stderr_path=ctx.agent_dir / "stderr.log",
-                       registry=ctx.registry, stdin_text=stdin_text)
+                       registry=ctx.registry, stdin_text=stdin_text, sandbox=ctx.sandbox)
     outcome = outcome_from_process(proc, argv)
     if proc.exit_code is None and proc.start_error and not proc.cancelled:
         outcome.infra_error = (f"{spec.agent} could not start ({proc.start_error}): {argv[0]}; "
@@ -206,10 +207,16 @@ def jsonl_events(text: str) -> list[dict[str, Any]]:
     return events
 
 
-def write_transcript(ctx: AgentContext, entries: list[dict[str, Any]]) -> None:
-    """agent/transcript.jsonl: the agent's own events, one JSON object a line, as it produced them."""
+def write_transcript(ctx: AgentContext, agent: str, entries: list[dict[str, Any]]) -> ToolUsage:
+    """agent/transcript.jsonl: the agent's own events, one JSON object a line, as it produced them;
+    returns what the agent used, counted from it by the shared rules (tierbench.transcript)."""
+    from tierbench.agents import transcripts
+
+    transcripts.register()
+
     text = "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries)
-    atomic_write_text(ctx.agent_dir / "transcript.jsonl", text)
+    atomic_write_text(ctx.agent_dir / TRANSCRIPT_NAME, text)
+    return count_usage(run_transcript(ctx.agent_dir, agent))
 
 
 def as_dict(value: Any) -> dict[str, Any]:
@@ -243,7 +250,3 @@ def read_text(path: Path) -> str:
 
 def logs(ctx: AgentContext) -> tuple[str, str]:
     return read_log(ctx.agent_dir / "stdout.log"), read_log(ctx.agent_dir / "stderr.log")
-
-
-def count(counter: dict[str, int], name: str) -> None:
-    counter[name] = counter.get(name, 0) + 1

@@ -38,7 +38,7 @@ from tierbench.agents import cli_base
 from tierbench.agents.base import AgentContext
 from tierbench.agents.cli_base import CliSpec
 from tierbench.agents.prices import settle_cost
-from tierbench.models import AgentOutcome, RateLimitInfo, TokenStats, ToolUsage
+from tierbench.models import AgentOutcome, RateLimitInfo, TokenStats
 from tierbench.process import ProcessRegistry
 from tierbench.store.atomic import atomic_write_text
 
@@ -47,8 +47,6 @@ SPEC = CliSpec(agent="codex", command="codex", tools_path="codex/node_modules/.b
                default_max_retries=1)
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 EFFORT = {"none": None, "low": "low", "high": "high", "ultrathink": "xhigh"}
-# item types that are the agent's own prose or bookkeeping, not tool calls
-_NOT_TOOLS = {"agent_message", "reasoning", "error", "todo_list", "user_message"}
 
 
 def _toml_string(value: str) -> str:
@@ -80,10 +78,9 @@ def build_command(ctx: AgentContext, home: Path) -> tuple[list[str], dict[str, s
     return argv, env
 
 
-def parse_events(events: list[dict[str, Any]]) -> tuple[TokenStats, ToolUsage, str, str | None]:
-    """(tokens, tool usage, final message, turn.failed message or None) from codex's JSONL events."""
+def parse_events(events: list[dict[str, Any]]) -> tuple[TokenStats, str, str | None]:
+    """(tokens, final message, turn.failed message or None) from codex's JSONL events."""
     inputs = cached = output = reasoning = 0
-    usage = ToolUsage()
     final, failed = "", None
     for event in events:
         kind = event.get("type")
@@ -97,17 +94,11 @@ def parse_events(events: list[dict[str, Any]]) -> tuple[TokenStats, ToolUsage, s
             failed = str((event.get("error") or {}).get("message") or "turn failed")
         elif kind == "item.completed" and isinstance(event.get("item"), dict):
             item = event["item"]
-            item_type = str(item.get("type") or "")
-            if item_type == "agent_message":
+            if item.get("type") == "agent_message":
                 final = str(item.get("text") or "")
-            elif item_type == "mcp_tool_call":
-                cli_base.count(usage.mcp_tools, f"{item.get('server')}/{item.get('tool')}")
-                cli_base.count(usage.tool_calls, item_type)
-            elif item_type and item_type not in _NOT_TOOLS:
-                cli_base.count(usage.tool_calls, item_type)
     tokens = TokenStats(input_tokens=max(inputs - cached, 0), cache_read_tokens=cached, output_tokens=output,
                         reasoning_tokens=reasoning)
-    return tokens, usage, final, failed
+    return tokens, final, failed
 
 
 class CodexAgent:
@@ -149,9 +140,9 @@ class CodexAgent:
                   timed_out: bool) -> AgentOutcome:
         stdout_text, stderr_text = cli_base.logs(ctx)
         events = cli_base.jsonl_events(stdout_text)
-        cli_base.write_transcript(ctx, events)
-        tokens, usage, final, failed = parse_events(events)
-        outcome.token_stats, outcome.usage, outcome.result_text = tokens, usage, failed or final
+        outcome.usage = cli_base.write_transcript(ctx, self.name, events)
+        tokens, final, failed = parse_events(events)
+        outcome.token_stats, outcome.result_text = tokens, failed or final
         outcome.is_error = failed is not None or exit_code != 0
         settle_cost(outcome, ctx.model, ctx.options)
         cli_base.detect(ctx, outcome, self.name, exit_code=exit_code, stdout=stdout_text, stderr=stderr_text,

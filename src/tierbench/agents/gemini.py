@@ -37,7 +37,7 @@ from tierbench.agents import cli_base
 from tierbench.agents.base import AgentContext
 from tierbench.agents.cli_base import CliSpec
 from tierbench.agents.prices import settle_cost
-from tierbench.models import AgentOutcome, RateLimitInfo, TokenStats, ToolUsage
+from tierbench.models import AgentOutcome, RateLimitInfo, TokenStats
 from tierbench.process import ProcessRegistry
 from tierbench.store.atomic import atomic_write_text
 
@@ -84,22 +84,14 @@ def build_command(ctx: AgentContext, home: Path, prompt: str) -> tuple[list[str]
     return argv, env
 
 
-def parse_events(events: list[dict[str, Any]]) -> tuple[TokenStats, ToolUsage, str, str | None]:
-    """(tokens, usage, final text, error message or None) from stream-json events."""
-    usage = ToolUsage()
+def parse_events(events: list[dict[str, Any]]) -> tuple[TokenStats, str, str | None]:
+    """(tokens, final text, error message or None) from stream-json events."""
     texts: list[str] = []
     error = None
     tokens = TokenStats()
     for event in events:
         kind = event.get("type")
         if kind == "tool_use":
-            name = str(event.get("tool_name") or "unknown")
-            cli_base.count(usage.tool_calls, name)
-            params = cli_base.as_dict(event.get("parameters"))
-            if name == "activate_skill":
-                cli_base.count(usage.skills, str(params.get("name") or "unknown"))
-            elif name == "invoke_agent":
-                cli_base.count(usage.subagents, str(params.get("agent_name") or params.get("name") or "unknown"))
             texts = []
         elif kind == "message" and event.get("role") == "assistant":
             texts.append(str(event.get("content") or ""))
@@ -111,7 +103,7 @@ def parse_events(events: list[dict[str, Any]]) -> tuple[TokenStats, ToolUsage, s
             if event.get("status") == "error":
                 err = event.get("error")
                 error = str(err.get("message") if isinstance(err, dict) else err or "error")
-    return tokens, usage, "".join(texts), error
+    return tokens, "".join(texts), error
 
 
 def session_thoughts(home: Path) -> int:
@@ -163,11 +155,11 @@ class GeminiAgent:
                   thoughts: int) -> AgentOutcome:
         stdout_text, stderr_text = cli_base.logs(ctx)
         events = cli_base.jsonl_events(stdout_text)
-        cli_base.write_transcript(ctx, events)
-        tokens, usage, final, error = parse_events(events)
+        outcome.usage = cli_base.write_transcript(ctx, self.name, events)
+        tokens, final, error = parse_events(events)
         tokens.output_tokens += thoughts
         tokens.reasoning_tokens = thoughts
-        outcome.token_stats, outcome.usage = tokens, usage
+        outcome.token_stats = tokens
         outcome.result_text = error or final
         outcome.is_error = error is not None or exit_code != 0
         if exit_code in (EXIT_RATE_LIMITED, EXIT_UNAUTHORIZED, EXIT_FORBIDDEN):

@@ -37,7 +37,7 @@ from tierbench.agents import cli_base
 from tierbench.agents.base import AgentContext
 from tierbench.agents.cli_base import CliSpec
 from tierbench.agents.prices import settle_cost
-from tierbench.models import AgentOutcome, RateLimitInfo, TokenStats, ToolUsage
+from tierbench.models import AgentOutcome, RateLimitInfo, TokenStats
 from tierbench.process import ProcessRegistry
 from tierbench.store.atomic import atomic_write_text
 
@@ -86,15 +86,12 @@ def build_command(ctx: AgentContext, home: Path, prompt: str) -> tuple[list[str]
     return argv, env
 
 
-def parse_trajectory(traj: dict[str, Any]) -> tuple[TokenStats, ToolUsage, float, str, str]:
-    """(tokens, usage, the agent's cost, exit status, exit message) from a trajectory."""
-    tokens, usage = TokenStats(), ToolUsage()
+def parse_trajectory(traj: dict[str, Any]) -> tuple[TokenStats, int, float, str, str]:
+    """(tokens, API calls, the agent's cost, exit status, exit message) from a trajectory."""
+    tokens = TokenStats()
     for message in traj.get("messages") or []:
         if not isinstance(message, dict) or message.get("role") != "assistant":
             continue
-        for call in message.get("tool_calls") or []:
-            name = ((call or {}).get("function") or {}).get("name") or "unknown"
-            cli_base.count(usage.tool_calls, str(name))
         response = (message.get("extra") or {}).get("response") or {}
         u = cli_base.as_dict(response.get("usage"))
         cached = int(((u.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0)
@@ -104,10 +101,10 @@ def parse_trajectory(traj: dict[str, Any]) -> tuple[TokenStats, ToolUsage, float
                                      reasoning_tokens=reasoning)
     info = cli_base.as_dict(traj.get("info"))
     stats = cli_base.as_dict(info.get("model_stats"))
-    usage.turns = int(stats.get("api_calls") or 0) or None
+    calls = int(stats.get("api_calls") or 0)
     exit_message = next((str(m.get("content") or "") for m in reversed(traj.get("messages") or [])
                          if isinstance(m, dict) and m.get("role") == "exit"), "")
-    return tokens, usage, float(stats.get("instance_cost") or 0.0), str(info.get("exit_status") or ""), exit_message
+    return tokens, calls, float(stats.get("instance_cost") or 0.0), str(info.get("exit_status") or ""), exit_message
 
 
 class MiniSweAgent:
@@ -149,9 +146,10 @@ class MiniSweAgent:
         stdout_text, stderr_text = cli_base.logs(ctx)
         status, message = "", ""
         if traj is not None:
-            cli_base.write_transcript(ctx, [m for m in traj.get("messages") or [] if isinstance(m, dict)])
-            tokens, usage, cost, status, message = parse_trajectory(traj)
-            outcome.token_stats, outcome.usage, outcome.num_turns = tokens, usage, usage.turns
+            outcome.usage = cli_base.write_transcript(ctx, self.name,
+                                                      [m for m in traj.get("messages") or [] if isinstance(m, dict)])
+            tokens, calls, cost, status, message = parse_trajectory(traj)
+            outcome.token_stats, outcome.num_turns = tokens, calls or None
             settle_cost(outcome, ctx.model, ctx.options, agent_cost=cost)
         outcome.result_text = message
         outcome.is_error = exit_code != 0 or (bool(status) and status not in _RESULT_STATUSES)

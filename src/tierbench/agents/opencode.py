@@ -41,7 +41,7 @@ from tierbench.agents import cli_base
 from tierbench.agents.base import AgentContext
 from tierbench.agents.cli_base import CliSpec
 from tierbench.agents.prices import settle_cost
-from tierbench.models import AgentOutcome, RateLimitInfo, TokenStats, ToolUsage
+from tierbench.models import AgentOutcome, RateLimitInfo, TokenStats
 from tierbench.process import ProcessRegistry
 from tierbench.store.atomic import atomic_write_text
 
@@ -101,10 +101,9 @@ def build_command(ctx: AgentContext, home: Path, prompt: str) -> tuple[list[str]
     return argv, env
 
 
-def parse_events(events: list[dict[str, Any]]) -> tuple[TokenStats, ToolUsage, float, str, dict | None]:
-    """(tokens, usage, the agent's cost, final text, the last error event's error or None)."""
+def parse_events(events: list[dict[str, Any]]) -> tuple[TokenStats, int, float, str, dict | None]:
+    """(tokens, steps, the agent's cost, final text, the last error event's error or None)."""
     tokens = TokenStats()
-    usage = ToolUsage()
     cost, text, error = 0.0, "", None
     steps = 0
     for event in events:
@@ -121,21 +120,11 @@ def parse_events(events: list[dict[str, Any]]) -> tuple[TokenStats, ToolUsage, f
                                          cache_creation_tokens=int(cache.get("write") or 0),
                                          reasoning_tokens=reasoning)
             cost += float(part.get("cost") or 0.0)
-        elif kind == "tool_use":
-            tool = str(part.get("tool") or "unknown")
-            cli_base.count(usage.tool_calls, tool)
-            state = cli_base.as_dict(part.get("state"))
-            inputs = cli_base.as_dict(state.get("input"))
-            if tool == "skill":
-                cli_base.count(usage.skills, str(inputs.get("name") or "unknown"))
-            elif tool == "task":
-                cli_base.count(usage.subagents, str(inputs.get("subagent_type") or "unknown"))
         elif kind == "text":
             text = str(part.get("text") or text)
         elif kind == "error":
             error = event.get("error") if isinstance(event.get("error"), dict) else {"data": {"message": str(event)}}
-    usage.turns = steps or None
-    return tokens, usage, cost, text, error
+    return tokens, steps, cost, text, error
 
 
 class OpenCodeAgent:
@@ -177,9 +166,9 @@ class OpenCodeAgent:
     def _classify(self, ctx: AgentContext, outcome: AgentOutcome, exit_code: int, stopped: bool) -> AgentOutcome:
         stdout_text, stderr_text = cli_base.logs(ctx)
         events = cli_base.jsonl_events(stdout_text)
-        cli_base.write_transcript(ctx, events)
-        tokens, usage, cost, text, error = parse_events(events)
-        outcome.token_stats, outcome.usage, outcome.num_turns = tokens, usage, usage.turns
+        outcome.usage = cli_base.write_transcript(ctx, self.name, events)
+        tokens, steps, cost, text, error = parse_events(events)
+        outcome.token_stats, outcome.num_turns = tokens, steps or None
         data = cli_base.as_dict(cli_base.as_dict(error).get("data"))
         message = str(data.get("message") or (error or {}).get("name") or "") if error is not None else ""
         outcome.result_text = message or text
