@@ -7,7 +7,7 @@ Claude Code's, so test suites stay agent-neutral):
     instructions      CLAUDE.md, AGENTS.md or GEMINI.md at the workspace root
     skills            files under .claude/skills/
     subagents         files under .claude/agents/
-    mcp               a .mcp.json file
+    mcp               a .mcp.json file, or `mcp_servers:`
     tool_restriction  `tools:` (enabled / disabled, in the agent's own tool names)
     system_prompt     `system_prompt_mode: none`
     max_turns         `max_turns:`
@@ -87,8 +87,8 @@ def requested_features(subtest: Subtest) -> list[str]:
         asked.add("skills")
     if any(path.startswith(".claude/agents/") for path in paths):
         asked.add("subagents")
-    if any(path == ".mcp.json" for path in paths):
-        asked.add("mcp")
+    if any(path == ".mcp.json" for path in paths) or getattr(subtest, "mcp_servers", None):
+        asked.add("mcp")  # `mcp_servers:` where the subtest format has it (resource library)
     if subtest.tools is not None and (subtest.tools.enabled is not None or subtest.tools.disabled):
         asked.add("tool_restriction")
     if subtest.system_prompt_mode == "none":
