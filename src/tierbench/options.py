@@ -116,7 +116,8 @@ class ExperimentOptions(BaseModel):
         "--max-subtests", "at most this many subtests per tier (default: all)", parse=positive_int,
         extendable=True)] = None
     agent: Annotated[str, Opt(
-        "--agent", "the agent under test: demo | command | claude-code (default demo)")] = "demo"
+        "--agent", "the agent under test: demo | command | claude-code | codex | gemini | opencode | aider | "
+        "mini-swe-agent (default demo)")] = "demo"
     agent_options: Annotated[dict[str, str], Opt(
         "--agent-opt", "an option of the agent adapter; repeatable", shape="pairs", parse=key_value,
         metavar="KEY=VALUE")] = Field(default_factory=dict)

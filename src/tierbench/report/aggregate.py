@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +177,8 @@ def group_stats(runs: list[RunResult]) -> dict[str, Any]:
         cost_of_pass=_finite(cop), cost_of_pass_infinite=cop is not None and math.isinf(cop),
         pass_at_k={str(k): stats.pass_at_k(n, passed, k) for k in PASS_K_VALUES if k <= n},
         pass_hat_k={str(k): stats.pass_hat_k(n, passed, k) for k in PASS_K_VALUES if k <= n},
+        agents=sorted({r.agent for r in runs if r.agent}),
+        cost_sources=dict(sorted(Counter(r.agent_cost_source for r in runs).items())),
     )
 
 

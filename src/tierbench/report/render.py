@@ -115,6 +115,16 @@ def _methods(methods) -> list[str]:
     return [f"{label(name)}: {text}" for name, text in methods.model_dump().items()]
 
 
+def _cost_sources(rep: ExperimentReport) -> str:
+    """How many result runs took their agent cost from the agent, tierbench's price table, or nowhere."""
+    totals: dict[str, int] = {}
+    for tier in rep.tiers:
+        for source, n in tier.cost_sources.items():
+            totals[source] = totals.get(source, 0) + n
+    labels = {"agent": "reported by the agent", "price_table": "tierbench price table", "unknown": "unknown (cost 0)"}
+    return "; ".join(f"{labels.get(k, k)} {n}" for k, n in sorted(totals.items())) or "–"
+
+
 def experiment_sections(rep: ExperimentReport) -> list[Section]:
     best_cop = _cop(rep.frontier_cop, rep.frontier_cop_infinite)
     summary = Section(f"tierbench report: {rep.test_id or rep.experiment_id or 'experiment'}", bullets=[
@@ -126,6 +136,7 @@ def experiment_sections(rep: ExperimentReport) -> list[Section]:
         f"Total cost: {_usd(rep.total_cost)} (results {_usd(rep.result_cost)}, excluded attempts "
         f"{_usd(rep.exclusions.excluded_cost)}); total run time: {_secs(rep.total_duration)}; "
         f"wall clock: {_secs(rep.wall_clock_seconds)}",
+        f"Agent cost source (runs): {_cost_sources(rep)}",
     ] + ([f"Configured tiers without results: {', '.join(rep.tiers_without_results)}"]
          if rep.tiers_without_results else []))
     methods = Section("Methods", bullets=_methods(rep.methods) + [rep.exclusions.note])
@@ -174,11 +185,11 @@ def experiment_sections(rep: ExperimentReport) -> list[Section]:
                        + ([f"The data cannot separate the subtests of {', '.join(unseparated)}: no "
                            f"subtest there has P(best) of 0.95 or more."] if unseparated else []),
                        tables=[Table(
-        ["Tier", "Subtest", "Runs", "Passed", "Pass rate", "95% CI (Wilson)", "P(best)", "Mean score",
+        ["Tier", "Subtest", "Agent", "Runs", "Passed", "Pass rate", "95% CI (Wilson)", "P(best)", "Mean score",
          "Median", "Consistency", "Grades S/A/B/C/D/F", "Mean cost", "Mean tokens", "Cost-of-pass"],
-        [[t.tier, s.subtest + (" *" if s.is_best else ""), str(s.n_runs), str(s.n_passed),
-          _pct(s.pass_rate), _ci(s.pass_rate_ci), _prob(s.prob_best), _mean_n(s.score_mean, s.n_scored),
-          _num(s.score_median),
+        [[t.tier, s.subtest + (" *" if s.is_best else ""), ", ".join(s.agents) or "–", str(s.n_runs),
+          str(s.n_passed), _pct(s.pass_rate), _ci(s.pass_rate_ci), _prob(s.prob_best),
+          _mean_n(s.score_mean, s.n_scored), _num(s.score_median),
           _num(s.consistency), "/".join(str(s.grades[g]) for g in GRADES), _usd(s.cost_mean),
           _num(s.tokens.mean_total_tokens, 0), _cop(s.cost_of_pass, s.cost_of_pass_infinite)]
          for t in rep.tiers for s in t.subtests])])
@@ -338,7 +349,8 @@ def _csv(headers: list[str], rows: Iterable[list]) -> str:
 RUN_COLUMNS = ["tier", "subtest", "run", "status", "score", "passed", "grade", "cost_usd",
                "agent_cost_usd", "judge_cost_usd", "input_tokens", "output_tokens",
                "cache_creation_tokens", "cache_read_tokens", "total_tokens", "duration_seconds",
-               "agent_duration_seconds", "judge_duration_seconds", "num_turns", "exit_code", "model"]
+               "agent_duration_seconds", "judge_duration_seconds", "num_turns", "exit_code", "model", "agent",
+               "agent_cost_source"]
 
 
 def _run_rows(data: ExperimentData) -> list[list]:
@@ -349,7 +361,7 @@ def _run_rows(data: ExperimentData) -> list[list]:
                      r.status.value == "passed", r.judge_grade, r.cost_usd, r.agent_cost_usd,
                      r.judge_cost_usd, t.input_tokens, t.output_tokens, t.cache_creation_tokens,
                      t.cache_read_tokens, t.total_tokens, r.duration_seconds, r.agent_duration_seconds,
-                     r.judge_duration_seconds, r.num_turns, r.exit_code, r.model])
+                     r.judge_duration_seconds, r.num_turns, r.exit_code, r.model, r.agent, r.agent_cost_source])
     return rows
 
 

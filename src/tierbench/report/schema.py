@@ -69,6 +69,8 @@ class GroupStats(BaseModel):
     # runs; for a tier the mean over its subtests that have at least k runs.
     pass_at_k: dict[str, float] = Field(default_factory=dict)
     pass_hat_k: dict[str, float] = Field(default_factory=dict)
+    agents: list[str] = Field(default_factory=list)  # the agents that produced these runs
+    cost_sources: dict[str, int] = Field(default_factory=dict)  # runs by where the agent cost came from
 
 
 class SubtestSummary(GroupStats):
