@@ -125,6 +125,16 @@ class ToolUsage(BaseModel):
     turns: int | None = None
 
 
+class ConfigSize(BaseModel):
+    """How big a run's resolved configuration was, so outcomes can be related to it."""
+
+    claude_md_lines: int = 0
+    skills: int = 0
+    agents: int = 0
+    mcp_servers: int = 0
+    files: int = 0
+
+
 class RateLimitKind(str, Enum):
     TRANSIENT = "transient"  # 429 / overloaded: a short wait
     QUOTA = "quota"  # usage limit, 5-hour or weekly quota: a long wait
@@ -212,6 +222,7 @@ class RunResult(BaseModel):
     rate_limit: RateLimitInfo | None = None
     agent: str = ""
     model: str | None = None
+    config_size: ConfigSize | None = None  # of the resolved subtest; details in the run's config.json
     started_at: datetime | None = None
     finished_at: datetime | None = None
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tierbench.models import ALL_TIERS, DEFAULT_PASS_THRESHOLD
+from tierbench.models import ALL_TIERS, DEFAULT_PASS_THRESHOLD, ConfigSize
 
 
 class SpecError(Exception):
@@ -69,6 +69,9 @@ class TestSpec(_Strict):
     validation: ValidationSpec
     tiers: list[str]
     subtests_dir: str | None = None
+    # The resource library subtests compose from (blocks/, skills/, agents/, mcp/). Relative to the
+    # test directory and may lie outside it (a library shared by many tests); default `resources/`.
+    resources_dir: str | None = None
     judges: list[str] = Field(default_factory=lambda: ["command"])
 
     @field_validator("id")
@@ -92,8 +95,81 @@ class TestSpec(_Strict):
 
 
 class ToolsSpec(_Strict):
-    enabled: list[str] | None = None
+    enabled: list[str] | None = None  # None (or "all"): every built-in tool
     disabled: list[str] = Field(default_factory=list)
+
+    @field_validator("enabled", mode="before")
+    @classmethod
+    def _all_tools(cls, value: Any) -> Any:
+        return None if value == "all" else value
+
+
+# Env names whose value must come from the environment by name, never literally from a file.
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH", re.I)
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
+
+
+class McpServer(_Strict):
+    """One MCP server, in Claude Code's `mcpServers` entry format: a command (stdio) or a URL.
+
+    Values may name environment variables as `${NAME}`; they are expanded by the agent when it
+    starts the server, so a secret never reaches a file. A literal value under a secret-looking
+    name (TOKEN, KEY, SECRET, PASSWORD, ...) is refused.
+    """
+
+    type: Literal["stdio", "http", "sse"] | None = None
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _command_or_url(self) -> "McpServer":
+        if bool(self.command) == bool(self.url):
+            raise ValueError("give exactly one of 'command' (a stdio server) or 'url' (an http/sse server)")
+        if self.command and self.type not in (None, "stdio"):
+            raise ValueError(f"type {self.type!r} needs 'url', not 'command'")
+        if self.url and self.type == "stdio":
+            raise ValueError("type 'stdio' needs 'command', not 'url'")
+        for where, values in (("env", self.env), ("headers", self.headers)):
+            for name, value in values.items():
+                if _SECRET_NAME.search(name) and not _ENV_REF.search(value):
+                    raise ValueError(f"{where}.{name} holds a literal value; a secret must come from the "
+                                     f"environment by name, like \"${{{name}}}\"")
+        return self
+
+    def env_refs(self) -> list[str]:
+        """Names of the environment variables this server's definition refers to."""
+        texts = [self.command or "", self.url or "", *self.args, *self.env.values(), *self.headers.values()]
+        return sorted({m for text in texts for m in _ENV_REF.findall(text)})
+
+
+class McpServerRef(_Strict):
+    name: str
+
+
+class ClaudeMdRef(_Strict):
+    blocks: list[str] = Field(default_factory=list)
+
+
+class SkillsRef(_Strict):
+    categories: list[str] = Field(default_factory=list)
+    names: list[str] = Field(default_factory=list)
+
+
+class AgentsRef(_Strict):
+    levels: list[int | str] = Field(default_factory=list)  # 2 or "L2": the directory agents/L2
+    names: list[str] = Field(default_factory=list)  # with or without .md
+
+
+class ResourcesSpec(_Strict):
+    """What a subtest takes from the resource library; composed into files and servers at load."""
+
+    claude_md: ClaudeMdRef | None = None
+    skills: SkillsRef | None = None
+    agents: AgentsRef | None = None
+    mcp_servers: list[McpServerRef] = Field(default_factory=list)
 
 
 class Subtest(_Strict):
@@ -111,8 +187,23 @@ class Subtest(_Strict):
     agent: str | None = None
     model: str | None = None
     max_turns: int | None = Field(default=None, gt=0)
+    resources: ResourcesSpec | None = None  # composed into files/mcp_servers by the loader
+    mcp_servers: dict[str, McpServer] = Field(default_factory=dict)  # inline, plus composed ones
+    extends_previous: bool = False  # start from the resolved best subtest of the tier before
     inherit_best_from: list[str] = Field(default_factory=list)
     inherited_from: list[str] = Field(default_factory=list)  # "T0/01" etc, set when merged
+    extends_from: list[str] = Field(default_factory=list)  # chain of extends_previous, nearest first
+    # Where each piece of the resolved configuration came from: "files/CLAUDE.md", "env/X",
+    # "mcp_servers/NAME", "tools", "agent_args", scalars -> "T0/02 resources.claude_md: ...".
+    provenance: dict[str, str] = Field(default_factory=dict)
+
+    def config_size(self) -> ConfigSize:
+        claude_md = self.files.get("CLAUDE.md", "")
+        skills = {Path(p).parts[2] for p in self.files if Path(p).parts[:2] == (".claude", "skills")
+                  and len(Path(p).parts) > 3}
+        agents = [p for p in self.files if Path(p).parent == Path(".claude/agents") and p.endswith(".md")]
+        return ConfigSize(claude_md_lines=len(claude_md.splitlines()), skills=len(skills), agents=len(agents),
+                          mcp_servers=len(self.mcp_servers), files=len(self.files))
 
     @field_validator("files")
     @classmethod
@@ -263,7 +354,11 @@ def _inside(test_dir: Path, rel: str, path: Path, field: str, must_exist: bool =
 _SUBTEST_FILE = re.compile(r"^(\d{2})-([A-Za-z0-9][A-Za-z0-9._-]*)\.ya?ml$")
 
 
-def _load_subtests(tiers_root: Path, tiers: list[str]) -> dict[str, list[Subtest]]:
+_RESERVED = ("provenance", "inherited_from", "extends_from")
+
+
+def _load_subtests(tiers_root: Path, tiers: list[str], composer: Any = None) -> dict[str, list[Subtest]]:
+    """`composer(subtest, file) -> Subtest` composes `resources:` (see tierbench.resources)."""
     subtests: dict[str, list[Subtest]] = {}
     for tier in tiers:
         tier_dir = tiers_root / tier
@@ -284,9 +379,15 @@ def _load_subtests(tiers_root: Path, tiers: list[str]) -> dict[str, list[Subtest
                                 f"give it an unused two-digit prefix (also used by {found[sub_id].name})")
             data, node = _read_yaml(file)
             data = {} if data is None else data
+            reserved = [k for k in _RESERVED if isinstance(data, dict) and k in data]
+            if reserved:
+                raise SpecError(file, reserved[0], "is set by tierbench when it resolves a subtest",
+                                "remove it", _line_of(node, (reserved[0],)))
             sub = _validate(Subtest, file, data, node, id=sub_id, tier=tier)
             if not sub.name:
                 sub = sub.model_copy(update={"name": match[2]})
+            if composer is not None:
+                sub = composer(sub, file)
             unknown = [t for t in sub.inherit_best_from if t not in ALL_TIERS]
             if unknown:
                 raise SpecError(file, "inherit_best_from", f"unknown tier(s) {unknown}",
@@ -329,6 +430,7 @@ def load_test(test_dir: Path) -> LoadedTest:
     tiers_root = test_dir / "tiers"
     if spec.subtests_dir:
         tiers_root = _inside(test_dir, spec.subtests_dir, test_file, "subtests_dir")
+    composer = _composer(test_dir, spec, test_file, node)
     rubric_data, rubric_node = _read_yaml(rubric_path)
     rubric = _validate(Rubric, rubric_path, rubric_data, rubric_node)
     from tierbench.judges import validate_judge_spec  # judges depend on spec, not the reverse
@@ -340,4 +442,25 @@ def load_test(test_dir: Path) -> LoadedTest:
             raise SpecError(test_file, f"judges.{index}", str(exc), "use command, anthropic:<model> or "
                             "openai:<model>[@base_url]", _line_of(node, ("judges", index))) from None
     return LoadedTest(test_dir=test_dir, spec=spec, prompt=prompt_path.read_text(encoding="utf-8"),
-                      rubric=rubric, subtests=_load_subtests(tiers_root, spec.tiers))
+                      rubric=rubric, subtests=_load_subtests(tiers_root, spec.tiers, composer))
+
+
+def _composer(test_dir: Path, spec: TestSpec, test_file: Path, node: yaml.Node | None) -> Any:
+    """How `resources:` is composed: from an experiment snapshot's recorded composition when there is
+    one, else from the library (`resources_dir`, default `resources/` when it exists)."""
+    from tierbench import resources  # composition sits on top of the spec models
+
+    snapshot = test_dir / resources.COMPOSED_FILE
+    if snapshot.exists():
+        return resources.Composed(snapshot).apply
+    library = None
+    if spec.resources_dir:
+        root = (test_dir / spec.resources_dir).resolve()
+        if not root.is_dir():
+            raise SpecError(test_file, "resources_dir", f"{spec.resources_dir!r} is not a directory",
+                            "create the resource library there or fix the path",
+                            _line_of(node, ("resources_dir",)))
+        library = resources.Library(root)
+    elif (test_dir / "resources").is_dir():
+        library = resources.Library(test_dir / "resources")
+    return lambda sub, file: resources.compose(sub, library, file)

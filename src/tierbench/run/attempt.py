@@ -8,6 +8,7 @@ cut short by an interrupt leaves no result at all.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import time
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ def execute_run(req: RunRequest) -> RunResult:
     clock = time.monotonic()
     workspace = layout.workspace(key)
     try:
+        atomic_write_json(layout.run_config(key), resolved_config_record(req.subtest))
         create_worktree(layout.repo, workspace, req.base_commit)
         base = commit_subtest_files(workspace, req.subtest.files, f"{key.tier}/{key.subtest}")
         agent_dir = layout.agent_dir(key)
@@ -95,6 +97,19 @@ def execute_run(req: RunRequest) -> RunResult:
                 remove_worktree(layout.repo, workspace)
             except Exception:
                 pass  # `check` reports stale worktrees; a failed cleanup must not lose the result
+
+
+def resolved_config_record(sub: Subtest) -> dict:
+    """The run's config.json: the fully resolved subtest and where each piece came from. File
+    contents are summarised (sha256, lines); the contents themselves are in the test snapshot."""
+    record = sub.model_dump(mode="json", exclude={"files", "provenance", "resources"})
+    record["files"] = {rel: {"sha256": hashlib.sha256(text.encode()).hexdigest(), "lines": len(text.splitlines()),
+                             "from": sub.provenance.get(f"files/{rel}", "")}
+                       for rel, text in sorted(sub.files.items())}
+    record["resources"] = sub.resources.model_dump(mode="json", exclude_defaults=True) if sub.resources else None
+    record["provenance"] = dict(sorted(sub.provenance.items()))
+    record["config_size"] = sub.config_size().model_dump()
+    return record
 
 
 def _agent_context(req: RunRequest, workspace: Path, agent_dir: Path, prompt_file: Path) -> AgentContext:
@@ -164,7 +179,7 @@ def _result(req: RunRequest, status: RunStatus, outcome: AgentOutcome, started_a
         duration_seconds=time.monotonic() - clock, agent_duration_seconds=outcome.duration_seconds,
         judge_duration_seconds=judge_seconds, judges=judgments, error=error, rate_limit=outcome.rate_limit,
         agent=req.subtest.agent or req.config.agent, model=req.subtest.model or req.config.model,
-        started_at=started_at, finished_at=datetime.now(timezone.utc),
+        config_size=req.subtest.config_size(), started_at=started_at, finished_at=datetime.now(timezone.utc),
     )
 
 
