@@ -1,0 +1,84 @@
+"""A real MCP server with the real Claude Code CLI: `tierbench run` on a test whose T2 subtest takes
+an MCP server from the resource library.
+
+The server is tests/support/mcp_probe_server.py (the `mcp` Python SDK, stdio). The fake API calls
+its `whoami` tool by name; the server answers with a digest of the secret it got through
+`${PROBE_TOKEN}` in its library definition. A user-level server in the home directory and a
+project-level `.mcp.json` in the repository must not be offered, and the secret's value must
+reach no file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_claude_code import claude_bin
+from tests.support.cli import cli_env, completed_runs, run_cli
+from tests.support.fake_anthropic import FakeAnthropic, mcp_tool_name, mcp_tool_turn, offered_mcp_tools, text_turn
+from tests.support.testdirs import make_test_dir
+
+pytestmark = pytest.mark.e2e
+PROBE = Path(__file__).resolve().parents[1] / "support" / "mcp_probe_server.py"
+MCP_SECRET = "mcp-secret-value-DO-NOT-PERSIST-91c2"
+
+
+def _server(name: str, log: Path, **env: str) -> dict:
+    return {"command": sys.executable, "args": [str(PROBE), name], "env": {"PROBE_LOG": str(log), **env}}
+
+
+def test_subtest_mcp_server_is_called_and_nothing_else_is_offered(tmp_path: Path) -> None:
+    pytest.importorskip("mcp.server.mcpserver", reason="the mcp SDK (dev extra) runs the probe server")
+    log = tmp_path / "probe.log"
+    test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T2",), subtests=1)
+    library = test_dir / "resources" / "mcp"
+    library.mkdir(parents=True)
+    (library / "probe.json").write_text(json.dumps(_server("probe", log, PROBE_SECRET="${PROBE_TOKEN}")))
+    (test_dir / "tiers" / "T2" / "00-variant0.yaml").write_text(
+        "description: one MCP server from the library\nresources:\n  mcp_servers: [{name: probe}]\n")
+    # Servers that must stay invisible: the user's own, and one the repository brings.
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".claude.json").write_text(json.dumps({"mcpServers": {"userlevel": _server("userlevel", log)}}))
+    (test_dir / "repo" / ".mcp.json").write_text(json.dumps({"mcpServers": {"projectlevel": _server("projectlevel", log)}}))
+
+    script = [mcp_tool_turn("probe", "whoami"), text_turn("The probe answered.")]
+    results = tmp_path / "results"
+    with FakeAnthropic(script) as api:
+        env = cli_env(HOME=str(home), ANTHROPIC_BASE_URL=api.url, ANTHROPIC_API_KEY="dummy",
+                      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", IS_SANDBOX="1", PROBE_TOKEN=MCP_SECRET)
+        proc = run_cli("run", test_dir, "--results-dir", results, "--agent", "claude-code",
+                       "--agent-opt", f"bin={claude_bin()}", "--agent-opt", "max_retries=0",
+                       "--model", "claude-sonnet-4-5", "--runs", 1, "--timeout", 120, "--no-preflight",
+                       env=env, timeout=240)
+        main = api.main_requests
+    assert proc.returncode == 0, proc.stderr
+    exp = results / "calc"
+    assert set(completed_runs(exp)) == {"T2/00/run_01"}
+
+    offered = offered_mcp_tools(main[0].body)
+    assert mcp_tool_name("probe", "whoami") in offered
+    assert not {t for t in offered if "userlevel" in t or "projectlevel" in t}, offered
+    # The tool really ran, in the server, with the secret expanded from the environment by name.
+    digest = hashlib.sha256(MCP_SECRET.encode()).hexdigest()[:12]
+    results_sent = [block for block in main[-1].body["messages"][-1]["content"] if block.get("type") == "tool_result"]
+    assert results_sent and f"probe probe answering; secret sha256 {digest}" in json.dumps(results_sent)
+    assert log.read_text().splitlines() == ["probe whoami"]
+
+    run_dir = exp / "T2" / "00" / "run_01"
+    written = json.loads((run_dir / "agent" / "mcp.json").read_text())
+    assert written["mcpServers"]["probe"]["env"]["PROBE_SECRET"] == "${PROBE_TOKEN}"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["provenance"]["mcp_servers/probe"] == "T2/00 resources.mcp_servers: library mcp/probe.json"
+    assert config["config_size"]["mcp_servers"] == 1
+    transcript = run_dir / "agent" / "transcript.jsonl"
+    if transcript.exists():  # stream-json transcripts: the call and its result are on record
+        text = transcript.read_text()
+        assert mcp_tool_name("probe", "whoami") in text and f"secret sha256 {digest}" in text
+    for path in [*exp.rglob("*"), *test_dir.rglob("*")]:
+        if path.is_file():
+            assert MCP_SECRET not in path.read_text(errors="ignore"), f"MCP secret written to {path}"
