@@ -171,9 +171,10 @@ class AgentOutcome(BaseModel):
 
 class ItemScore(BaseModel):
     id: str
-    score: float  # 0..1 fraction of the item's points earned
+    score: float | None  # 0..1 fraction of the item's points earned; None when not applicable (na)
     passed: bool | None = None
     reasoning: str = ""
+    na: bool = False  # the item's na_condition held: it leaves the score's denominator
 
 
 class JudgeResult(BaseModel):

@@ -57,6 +57,7 @@ class TaskSpec(_Strict):
 
 class ValidationSpec(_Strict):
     rubric_file: str
+    criteria_file: str | None = None  # prose criteria given to LLM judges with the rubric
 
 
 class TestSpec(_Strict):
@@ -221,11 +222,15 @@ class RubricItem(_Strict):
     points: float = Field(default=1.0, gt=0)
     command: str | None = None  # objective check run in the workspace; passes on exit 0
     timeout_seconds: int = Field(default=300, gt=0)
+    # When this holds, an LLM judge answers "N/A" and the item leaves the denominator.
+    na_condition: str | None = None
 
 
 class RubricCategory(_Strict):
     name: str
     weight: float = Field(default=1.0, gt=0)
+    # checklist: each item is met or not (score 0 or 1); subjective: a judgment of degree (0..1)
+    scoring_type: Literal["checklist", "subjective"] = "subjective"
     items: list[RubricItem]
 
 
@@ -271,6 +276,7 @@ class LoadedTest(BaseModel):
     prompt: str
     rubric: Rubric
     subtests: dict[str, list[Subtest]]  # tier -> subtests sorted by id
+    criteria: str = ""  # validation.criteria_file, for LLM judges
 
     def subtest(self, tier: str, subtest_id: str) -> Subtest:
         for sub in self.subtests.get(tier, []):
@@ -420,6 +426,10 @@ def load_test(test_dir: Path) -> LoadedTest:
     spec: TestSpec = _validate(TestSpec, test_file, data, node)
     prompt_path = _inside(test_dir, spec.task.prompt_file, test_file, "task.prompt_file")
     rubric_path = _inside(test_dir, spec.validation.rubric_file, test_file, "validation.rubric_file")
+    criteria = ""
+    if spec.validation.criteria_file:
+        criteria = _inside(test_dir, spec.validation.criteria_file, test_file,
+                           "validation.criteria_file").read_text(encoding="utf-8")
     if spec.source.path:
         source = _inside(test_dir, spec.source.path, test_file, "source.path")
         if not source.is_dir():
@@ -442,7 +452,8 @@ def load_test(test_dir: Path) -> LoadedTest:
             raise SpecError(test_file, f"judges.{index}", str(exc), "use command, anthropic:<model> or "
                             "openai:<model>[@base_url]", _line_of(node, ("judges", index))) from None
     return LoadedTest(test_dir=test_dir, spec=spec, prompt=prompt_path.read_text(encoding="utf-8"),
-                      rubric=rubric, subtests=_load_subtests(tiers_root, spec.tiers, composer))
+                      rubric=rubric, subtests=_load_subtests(tiers_root, spec.tiers, composer),
+                      criteria=criteria)
 
 
 def _composer(test_dir: Path, spec: TestSpec, test_file: Path, node: yaml.Node | None) -> Any:

@@ -135,7 +135,7 @@ def _judge(req: RunRequest, workspace: Path, diff: str) -> list[JudgeResult]:
         judge_dir.mkdir(parents=True, exist_ok=True)
         ctx = JudgeContext(key=req.key, workspace=workspace, judge_dir=judge_dir, judge_id=f"judge_{index:02d}",
                            task_prompt=req.test.prompt, rubric=req.test.rubric, diff=diff,
-                           command_results=checks, registry=req.registry)
+                           command_results=checks, registry=req.registry, criteria=req.test.criteria)
         started = time.monotonic()
         try:
             judgment = judge.judge(ctx)
