@@ -133,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--retry-errors", action="store_true")
     batch.add_argument("--quiet", action="store_true")
     add_experiment_options(batch)
+
+    importer = sub.add_parser("import", help="convert another tool's test suite into tierbench tests")
+    importer.add_argument("format", choices=["scylla"], help="scylla: a ProjectScylla checkout")
+    importer.add_argument("source", type=Path, help="SCYLLA_ROOT: the root of the ProjectScylla checkout")
+    importer.add_argument("out_dir", type=Path, help="where the tierbench tests and the library go")
+    importer.add_argument("--tests", nargs="+", default=None, metavar="TEST", help="only these test-NNN")
+    importer.add_argument("--judge", default="anthropic:claude-sonnet-4-6",
+                          help="the judge the imported tests name (default %(default)s)")
     return parser
 
 
@@ -159,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
             from tierbench.commands import cmd_report
 
             return cmd_report(args.path, args.out, args.format)
+        if args.command == "import":
+            from tierbench.commands import cmd_import
+
+            return cmd_import(args.source, args.out_dir, args.tests, args.judge)
         if args.command == "batch":
             from tierbench.batch import cmd_batch
 

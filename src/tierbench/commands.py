@@ -243,3 +243,30 @@ def cmd_report(path: Path, out: Path | None, formats: str) -> int:
     for file in written:
         print(file)
     return EXIT_OK
+
+
+def cmd_import(source: Path, out_dir: Path, tests: list[str] | None, judge: str) -> int:
+    """`tierbench import scylla`: convert, then say what was not mapped, per test and field."""
+    from tierbench.judges import validate_judge_spec
+    from tierbench.scylla_import import ImportError_, import_scylla
+
+    try:
+        validate_judge_spec(judge)
+    except ValueError as exc:
+        print_error(f"--judge {judge}: {exc}")
+        return EXIT_ERROR
+    try:
+        summary = import_scylla(source, out_dir, tests=tests, judge=judge)
+    except ImportError_ as exc:
+        print_error(str(exc))
+        return EXIT_ERROR
+    for test_id, entry in summary["tests"].items():
+        print(f"{test_id}: {entry['mapped']} field(s) mapped, {len(entry['unmapped'])} not mapped")
+        for item in entry["unmapped"]:
+            print(f"  not mapped: {item['source']}: {item['field']}: {item['reason']}")
+    for item in summary["shared"]:
+        if item["status"] == "unmapped":
+            print(f"not mapped: {item['source']}: {item['field']}: {item['reason']}")
+    print(f"Imported {len(summary['tests'])} test(s) into {Path(out_dir).resolve()}; "
+          f"details in {Path(out_dir).resolve() / 'import_report.json'}")
+    return EXIT_OK
