@@ -103,6 +103,7 @@ def merge_inherited(subtest: Subtest, inherited: list[Subtest], base: Subtest | 
     merged: dict[str, dict] = {"files": {}, "env": {}, "mcp_servers": {}}
     provenance: dict[str, str] = {}
     args: list[str] = []
+    executable: set[str] = set()
     enabled: set[str] | None = set()
     disabled: set[str] = set()
     for source in layers:
@@ -111,6 +112,8 @@ def merge_inherited(subtest: Subtest, inherited: list[Subtest], base: Subtest | 
                 values[key] = value
                 provenance[f"{kind}/{key}"] = source.provenance.get(f"{kind}/{key}", f"{source.tier}/{source.id} {kind}")
         args.extend(a for a in source.agent_args if a not in args)
+        executable.difference_update(source.files)  # the layer that writes a file decides its mode
+        executable.update(source.executable)
         if source.tools is not None:
             if source.tools.enabled is None:
                 enabled = None
@@ -132,7 +135,7 @@ def merge_inherited(subtest: Subtest, inherited: list[Subtest], base: Subtest | 
     tools = (ToolsSpec(enabled=sorted(enabled) if enabled is not None else None, disabled=sorted(disabled))
              if any(s.tools is not None for s in layers) else None)
     return subtest.model_copy(update={
-        **merged, "agent_args": args, "tools": tools, **scalars, "provenance": provenance,
+        **merged, "agent_args": args, "tools": tools, "executable": sorted(executable), **scalars, "provenance": provenance,
         "inherited_from": [f"{s.tier}/{s.id}" for s in inherited],
         "extends_from": [f"{base.tier}/{base.id}", *base.extends_from] if base is not None else [],
     })

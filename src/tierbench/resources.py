@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -96,13 +97,17 @@ def compose(sub: Subtest, library: Library | None, origin: Path) -> Subtest:
     files = dict(sub.files)
     servers = dict(sub.mcp_servers)
 
-    def add(rel: str, content: str, source: str, field: str) -> None:
+    executable = list(sub.executable)
+
+    def add(rel: str, content: str, source: str, field: str, path: Path | None = None) -> None:
         if rel in files and provenance.get(f"files/{rel}", "").startswith(f"{label} files"):
             raise SpecError(origin, field, f"{rel} is given both in 'files' and by the resource library",
                             f"remove one of them from subtest {label}")
         if rel not in files:  # the first of two equal names wins, as listed
             files[rel] = content
             provenance[f"files/{rel}"] = source
+            if path is not None and os.access(path, os.X_OK):
+                executable.append(rel)
 
     if res.claude_md is not None and res.claude_md.blocks:
         parts, used = [], []
@@ -133,7 +138,7 @@ def compose(sub: Subtest, library: Library | None, origin: Path) -> Subtest:
             for path in sorted(p for p in skill_dir.rglob("*") if p.is_file()):
                 rel = f".claude/skills/{skill_dir.name}/{path.relative_to(skill_dir).as_posix()}"
                 add(rel, _text(path, origin, "resources.skills"),
-                    f"{label} resources.skills {why}: library {library.rel(path)}", "resources.skills")
+                    f"{label} resources.skills {why}: library {library.rel(path)}", "resources.skills", path)
     if res.agents is not None:
         picked: list[tuple[Path, str]] = []
         for index, level in enumerate(res.agents.levels):
@@ -163,7 +168,8 @@ def compose(sub: Subtest, library: Library | None, origin: Path) -> Subtest:
                             "inline and taken from the library", f"remove one of them from subtest {label}")
         servers[ref.name] = load_mcp_server(path)
         provenance[f"mcp_servers/{ref.name}"] = f"{label} resources.mcp_servers: library {library.rel(path)}"
-    return sub.model_copy(update={"files": files, "mcp_servers": servers, "provenance": provenance})
+    return sub.model_copy(update={"files": files, "mcp_servers": servers, "provenance": provenance,
+                                  "executable": sorted(set(executable))})
 
 
 def load_mcp_server(path: Path) -> McpServer:
@@ -210,6 +216,7 @@ def composed_record(subtests: dict[str, list[Subtest]]) -> dict[str, Any]:
                 "files": files,
                 "mcp_servers": {n: s.model_dump(mode="json", exclude_defaults=True) for n, s in sub.mcp_servers.items()},
                 "provenance": sub.provenance,
+                "executable": sub.executable,
             }
     return {"version": COMPOSED_VERSION, "subtests": entries, "blobs": blobs}
 
@@ -244,4 +251,5 @@ class Composed:
             "files": {rel: self.blobs[digest] for rel, digest in entry["files"].items()},
             "mcp_servers": {n: McpServer.model_validate(s) for n, s in entry["mcp_servers"].items()},
             "provenance": dict(entry["provenance"]),
+            "executable": list(entry.get("executable", [])),
         })

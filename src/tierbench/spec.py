@@ -181,6 +181,7 @@ class Subtest(_Strict):
     name: str = ""  # rest of the file name unless given
     description: str = ""
     files: dict[str, str] = Field(default_factory=dict)
+    executable: list[str] = Field(default_factory=list)  # files to mark executable (library scripts)
     agent_args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     tools: ToolsSpec | None = None

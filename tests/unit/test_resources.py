@@ -26,7 +26,7 @@ def make_library(root: Path) -> Path:
     write(root / "blocks" / "B02-rules.md", "# Rules\n- run the tests\n- small diffs\n")
     write(root / "blocks" / "B03-style.md", "# Style\nPEP 8.\n")
     write(root / "skills" / "debug" / "bisect" / "SKILL.md", "---\nname: bisect\n---\nBisect.\n")
-    write(root / "skills" / "debug" / "bisect" / "scripts" / "run.sh", "#!/bin/sh\ngit bisect run make test\n")
+    write(root / "skills" / "debug" / "bisect" / "scripts" / "run.sh", "#!/bin/sh\ngit bisect run make test\n").chmod(0o755)
     write(root / "skills" / "debug" / "trace" / "SKILL.md", "---\nname: trace\n---\nTrace.\n")
     write(root / "skills" / "review" / "self-review" / "SKILL.md", "---\nname: self-review\n---\nReview.\n")
     write(root / "agents" / "L2" / "architect.md", "---\nname: architect\n---\nDesign.\n")
@@ -73,6 +73,7 @@ def test_composition_is_deterministic_and_records_provenance(tmp_path: Path) -> 
     assert sorted(t1.files) == [".claude/skills/bisect/SKILL.md", ".claude/skills/bisect/scripts/run.sh",
                                 ".claude/skills/self-review/SKILL.md", ".claude/skills/trace/SKILL.md"]
     assert t1.config_size().skills == 3
+    assert t1.executable == [".claude/skills/bisect/scripts/run.sh"]  # the library's mode is kept
     assert "category debug" in t1.provenance["files/.claude/skills/trace/SKILL.md"]
     t2 = loaded.subtest("T2", "00")
     assert t2.mcp_servers["notes"].env == {"NOTES_TOKEN": "${NOTES_TOKEN}", "MODE": "ro"}
@@ -132,6 +133,7 @@ def test_snapshot_keeps_the_composition_when_the_library_changes_or_vanishes(tmp
     exp.mkdir(parents=True)
     opened = start_experiment(loaded, exp, {"runs_per_subtest": 1})
     before = opened.test.subtest("T0", "00")
+    assert opened.test.subtests == loaded.subtests  # the snapshot gives back exactly the composition
     assert before.files == loaded.subtest("T0", "00").files
     assert (opened.layout.test_snapshot / COMPOSED_FILE).exists()
     write(shared / "blocks" / "B01-overview.md", "# Changed later\n")

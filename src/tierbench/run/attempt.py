@@ -52,7 +52,8 @@ def execute_run(req: RunRequest) -> RunResult:
     try:
         atomic_write_json(layout.run_config(key), resolved_config_record(req.subtest))
         create_worktree(layout.repo, workspace, req.base_commit)
-        base = commit_subtest_files(workspace, req.subtest.files, f"{key.tier}/{key.subtest}")
+        base = commit_subtest_files(workspace, req.subtest.files, f"{key.tier}/{key.subtest}",
+                                    req.subtest.executable)
         agent_dir = layout.agent_dir(key)
         agent_dir.mkdir(parents=True, exist_ok=True)
         prompt_file = agent_dir / "prompt.md"
