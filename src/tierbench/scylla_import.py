@@ -114,18 +114,33 @@ def import_library(shared: Path, out: Path) -> dict[str, Any]:
     return found
 
 
+def _mcp_command(server: dict[str, Any]) -> dict[str, Any]:
+    """The server Scylla starts (tier_manager._create_settings_json): npx -y @<source>/<name>."""
+    source = str(server.get("source") or SCYLLA_MCP_SOURCE)
+    return {"command": "npx", "args": ["-y", f"@{source}/{server['name']}"]}
+
+
 def _write_mcp(out: Path, server: dict[str, Any]) -> str:
     """mcp/<name>.json with the command Scylla starts for this server; returns the file name."""
     name = str(server["name"])
-    source = str(server.get("source") or SCYLLA_MCP_SOURCE)
-    path = out / "resources" / "mcp" / f"{name}.json"
-    body = {"command": "npx", "args": ["-y", f"@{source}/{name}"]}
-    text = json.dumps(body, indent=2) + "\n"
-    if path.exists() and path.read_text() != text:
-        raise ImportError_(f"MCP server {name!r} is used with two different sources; "
-                           "rename one of them in the Scylla subtests")
-    atomic_write_text(path, text)
+    atomic_write_text(out / "resources" / "mcp" / f"{name}.json", json.dumps(_mcp_command(server), indent=2) + "\n")
     return f"mcp/{name}.json"
+
+
+def _servers_of(data: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [*(data.get("mcp_servers") or []), *((data.get("resources") or {}).get("mcp_servers") or [])]
+    return [{"name": s} if isinstance(s, str) else dict(s) for s in found]
+
+
+def ambiguous_mcp_names(shared: Path) -> frozenset[str]:
+    """Server names the suite starts with more than one command (e.g. two sources): these cannot
+    share one library file, so the import defines them inline in each subtest."""
+    commands: dict[str, set[str]] = {}
+    for file in sorted((shared / "subtests").glob("t*/*.yaml")):
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        for server in _servers_of(data if isinstance(data, dict) else {}):
+            commands.setdefault(str(server["name"]), set()).add(json.dumps(_mcp_command(server)))
+    return frozenset(name for name, seen in commands.items() if len(seen) > 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,7 +153,7 @@ def _scylla_extends_default(tier: str, subtest_id: str) -> bool:
 
 
 def convert_subtest(path: Path, tier: str, library: Path, tier_info: dict[str, Any], out: Path,
-                    report: Report) -> dict[str, Any]:
+                    report: Report, ambiguous: frozenset[str] = frozenset()) -> dict[str, Any]:
     """A tierbench subtest (as a dict) for one Scylla subtest file, every field reported."""
     data = _mapping(path, _load_yaml(path))
     src = f"{SHARED.as_posix()}/subtests/{path.parent.name}/{path.name}"
@@ -231,16 +246,23 @@ def convert_subtest(path: Path, tier: str, library: Path, tier_info: dict[str, A
         refs = []
         for index, server in enumerate(servers or []):
             server = {"name": server} if isinstance(server, str) else dict(server)
-            file = _write_mcp(out, server)
-            refs.append({"name": str(server["name"])})
-            report.mapped(src, f"{where}.{index}.name", f"resources.mcp_servers (library {file})")
+            name = str(server["name"])
+            if name in ambiguous:
+                file = f"mcp_servers.{name} of this subtest (the suite starts {name!r} with several commands)"
+                result.setdefault("mcp_servers", {})[name] = _mcp_command(server)
+            else:
+                file = "library " + _write_mcp(out, server)
+                refs.append({"name": name})
+            report.mapped(src, f"{where}.{index}.name", f"resources.mcp_servers ({file})"
+                          if name not in ambiguous else file)
             if "source" in server:
                 report.mapped(src, f"{where}.{index}.source", f"the npx package in {file}")
             for key in server:
                 if key not in ("name", "source"):
                     report.unmapped(src, f"{where}.{index}.{key}", "Scylla does not use it when it starts the "
                                     "server; set the server up in the library's mcp/ file instead")
-        resources["mcp_servers"] = refs
+        if refs:
+            resources["mcp_servers"] = refs
     if resources:
         result["resources"] = resources
     for key in rest:
@@ -297,6 +319,8 @@ def convert_rubric(path: Path, report: Report, src: str) -> dict[str, Any]:
         for key in body:
             report.unmapped(src, f"categories.{name}.{key}", "no tierbench rubric category field")
         out["categories"][name] = category
+    if "requirements" in data:
+        _convert_requirements(data.pop("requirements") or [], out, report, src)
     grading = dict(data.pop("grading", None) or {})
     out["grading"] = {}
     if "pass_threshold" in grading:
@@ -316,7 +340,52 @@ def convert_rubric(path: Path, report: Report, src: str) -> dict[str, Any]:
     return out
 
 
-def convert_test(test_dir: Path, shared: Path, out: Path, tiers_info: dict[str, Any], judge: str) -> Report:
+def _convert_requirements(requirements: list[Any], out: dict[str, Any], report: Report, src: str) -> None:
+    """Scylla's older rubric form: `requirements: [{id, description, weight, evaluation, ...}]`,
+    scored as sum(score * weight) / sum(weight) (scylla/judge/rubric.py). Binary requirements go to a
+    checklist category, scaled ones (Scylla's default) to a subjective one, each category weighted by
+    its total points, so the weighted mean is the same sum over all requirements."""
+    groups: dict[str, list[dict[str, Any]]] = {"binary": [], "scaled": []}
+    for index, requirement in enumerate(requirements):
+        requirement = dict(requirement)
+        where = f"requirements.{index}"
+        item: dict[str, Any] = {}
+        if "id" in requirement:
+            item["id"] = str(requirement.pop("id")).strip()
+            report.mapped(src, f"{where}.id", "id")
+        check = " ".join(str(requirement.pop("description", "")).split())
+        report.mapped(src, f"{where}.description", "check")
+        criteria = requirement.pop("criteria", None)
+        if criteria:
+            check += " Criteria: " + "; ".join(" ".join(str(c).split()) for c in criteria) + "."
+            report.mapped(src, f"{where}.criteria", "appended to check")
+        item["check"] = check or item.get("id", "")
+        weight = float(requirement.pop("weight", 1.0))
+        report.mapped(src, f"{where}.weight", "points")
+        evaluation = str(requirement.pop("evaluation", "scaled"))
+        report.mapped(src, f"{where}.evaluation", f"a {'checklist' if evaluation == 'binary' else 'subjective'} "
+                      "category weighted by its points (the same weighted mean as Scylla's)")
+        if requirement.get("validation_command"):
+            item["command"] = str(requirement.pop("validation_command"))
+            report.mapped(src, f"{where}.validation_command", "command")
+        for key in requirement:
+            report.unmapped(src, f"{where}.{key}", "no tierbench rubric item field")
+        if weight <= 0:
+            report.unmapped(src, f"{where}.weight", "weight 0 counts for nothing in Scylla's score; the "
+                            "requirement was left out (tierbench items need points > 0)")
+            continue
+        item["points"] = weight
+        groups["binary" if evaluation == "binary" else "scaled"].append(item)
+    for kind, items in groups.items():
+        if items:
+            name = "requirements" if not all(groups.values()) else f"requirements_{kind}"
+            out["categories"][name] = {"weight": sum(i["points"] for i in items),
+                                       "scoring_type": "checklist" if kind == "binary" else "subjective",
+                                       "items": items}
+
+
+def convert_test(test_dir: Path, shared: Path, out: Path, tiers_info: dict[str, Any], judge: str,
+                 ambiguous: frozenset[str] = frozenset()) -> Report:
     test_file = test_dir / "test.yaml"
     spec = _mapping(test_file, _load_yaml(test_file))
     test_id = str(spec.get("id") or test_dir.name)
@@ -413,7 +482,7 @@ def convert_test(test_dir: Path, shared: Path, out: Path, tiers_info: dict[str, 
         if not files:
             raise ImportError_(f"{tier_src}: tier {tier} has no subtests (expected NN-name.yaml files)")
         for file in files:
-            body = convert_subtest(file, tier, out / "resources", tiers_info.get(tier, {}), out, report)
+            body = convert_subtest(file, tier, out / "resources", tiers_info.get(tier, {}), out, report, ambiguous)
             name = re.sub(r"[^A-Za-z0-9._-]", "-", file.stem[3:]) or "subtest"
             atomic_write_text(dest / "tiers" / tier / f"{file.name[:2]}-{name}.yaml",
                               yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
@@ -481,7 +550,8 @@ def import_scylla(root: Path, out: Path, *, tests: list[str] | None = None,
     out.mkdir(parents=True, exist_ok=True)
     library = import_library(shared, out)
     tiers_info, tier_entries = tiers_yaml(shared)
-    reports = [convert_test(d, shared, out, tiers_info, judge) for d in test_dirs]
+    ambiguous = ambiguous_mcp_names(shared)
+    reports = [convert_test(d, shared, out, tiers_info, judge, ambiguous) for d in test_dirs]
     from tierbench.spec import SpecError, load_test
 
     for report in reports:  # what was written must be a valid tierbench test

@@ -44,7 +44,7 @@ def covered(path: str, entries: list[dict[str, str]]) -> bool:
 
 def test_every_source_field_is_mapped_or_listed(imported) -> None:
     out, summary, stdout = imported
-    for test_id in ("test-001", "test-002"):
+    for test_id in ("test-001", "test-002", "test-003"):
         report = json.loads((out / test_id / "import_report.json").read_text())
         by_source: dict[str, list[dict[str, str]]] = {}
         for entry in report["fields"]:
@@ -181,3 +181,24 @@ def test_a_directory_that_is_not_a_scylla_checkout_is_refused(tmp_path: Path) ->
     proc = run_cli("import", "scylla", tmp_path, tmp_path / "out")
     assert proc.returncode == 1
     assert "tests/fixtures/tests: not found. Pass the root of a ProjectScylla checkout" in proc.stderr
+
+
+def test_the_older_requirements_rubric_keeps_scyllas_weighted_mean(imported) -> None:
+    from tierbench.judges.rubric import rubric_score
+
+    out, summary, _ = imported
+    rubric = load_test(out / "test-003").rubric
+    kinds = {c.name: (c.scoring_type, c.weight, [i.id for i in c.items]) for c in rubric.categories}
+    assert kinds == {"requirements_binary": ("checklist", 3.0, ["R001", "R005"]),
+                     "requirements_scaled": ("subjective", 2.0, ["R002", "R003"])}
+    items = {i.id: i for i in rubric.items()}
+    assert items["R002"].check == ("The version is read from one place Criteria: No second copy of the version "
+                                   "string; Tests cover the flag.")
+    assert items["R005"].command == "python3 -m unittest -q" and items["R001"].points == 2.0
+    weights = {"R001": 2.0, "R002": 1.5, "R003": 0.5, "R004": 0.0, "R005": 1.0}
+    for scores in ({"R001": 1, "R002": 0.5, "R003": 0, "R004": 1, "R005": 0},
+                   {"R001": 0, "R002": 1, "R003": 1, "R004": 0, "R005": 1}):
+        scylla = sum(scores[r] * w for r, w in weights.items()) / sum(weights.values())  # scylla/judge/rubric.py
+        assert rubric_score(rubric, {k: v for k, v in scores.items() if k != "R004"}) == pytest.approx(scylla)
+    unmapped = {e["field"] for e in summary["tests"]["test-003"]["unmapped"]}
+    assert {"requirements.3.weight", "requirements.3.skill_source"} <= unmapped
