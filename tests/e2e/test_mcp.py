@@ -82,3 +82,34 @@ def test_subtest_mcp_server_is_called_and_nothing_else_is_offered(tmp_path: Path
     for path in [*exp.rglob("*"), *test_dir.rglob("*")]:
         if path.is_file():
             assert MCP_SECRET not in path.read_text(errors="ignore"), f"MCP secret written to {path}"
+
+
+def test_composed_claude_md_skills_and_agents_reach_claude_code(tmp_path: Path) -> None:
+    """What the library composes is what the CLI loads: the CLAUDE.md text, the skill and the
+    sub-agent appear in the request the model gets (a setting-sources choice that drops the
+    project's .claude/ would make every T0/T1/T3 subtest identical)."""
+    test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T3",), subtests=1)
+    library = test_dir / "resources"
+    (library / "blocks").mkdir(parents=True)
+    (library / "blocks" / "B01-giraffe.md").write_text("Giraffe rules apply to every change.\n")
+    (library / "skills" / "zoo" / "zebra-skill").mkdir(parents=True)
+    (library / "skills" / "zoo" / "zebra-skill" / "SKILL.md").write_text(
+        "---\nname: zebra-skill\ndescription: Stripes for every diff.\n---\nDo stripes.\n")
+    (library / "agents" / "L3").mkdir(parents=True)
+    (library / "agents" / "L3" / "okapi-agent.md").write_text(
+        "---\nname: okapi-agent\ndescription: A shy reviewer.\n---\nReview shyly.\n")
+    (test_dir / "tiers" / "T3" / "00-variant0.yaml").write_text(
+        "resources:\n  claude_md: {blocks: [B01]}\n  skills: {categories: [zoo]}\n  agents: {levels: [3]}\n")
+    home = tmp_path / "home"
+    home.mkdir()
+    with FakeAnthropic([text_turn("Nothing to do.")]) as api:
+        env = cli_env(HOME=str(home), ANTHROPIC_BASE_URL=api.url, ANTHROPIC_API_KEY="dummy",
+                      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", IS_SANDBOX="1")
+        proc = run_cli("run", test_dir, "--results-dir", tmp_path / "results", "--agent", "claude-code",
+                       "--agent-opt", f"bin={claude_bin()}", "--agent-opt", "max_retries=0",
+                       "--model", "claude-sonnet-4-5", "--runs", 1, "--timeout", 120, "--no-preflight",
+                       env=env, timeout=240)
+        sent = json.dumps([r.body for r in api.main_requests])
+    assert proc.returncode == 0, proc.stderr
+    for offered in ("Giraffe rules apply to every change.", "zebra-skill", "okapi-agent"):
+        assert offered in sent, f"{offered!r} never reached the model"
