@@ -4,6 +4,7 @@ configuration, provenance and size."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -36,6 +37,13 @@ def test_library_example_runs_cumulatively_with_provenance(tmp_path: Path) -> No
     result = json.loads((run_dir / "run_result.json").read_text())
     assert result["config_size"] == config["config_size"]
     assert result["config_size"]["agents"] == 3 and result["config_size"]["mcp_servers"] == 1
+    report = run_cli("report", exp, "--format", "csv")
+    assert report.returncode == 0, report.stderr
+    rows = list(csv.DictReader((exp / "runs.csv").open()))
+    row = next(r for r in rows if (r["tier"], r["subtest"]) == ("T3", "01"))
+    assert [int(row[k]) for k in ("claude_md_lines", "skills", "agents", "mcp_servers", "config_files")] == [
+        config["config_size"][k] for k in ("claude_md_lines", "skills", "agents", "mcp_servers", "files")]
+    assert {r["agents"] for r in rows if r["tier"] == "T0"} == {"0"}
 
 
 def load_snapshot_subtests(exp: Path) -> dict[str, dict[str, str]]:
