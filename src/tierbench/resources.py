@@ -25,12 +25,67 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tierbench.spec import McpServer, SpecError, Subtest
+from tierbench.store.atomic import atomic_write_json
+
+if TYPE_CHECKING:  # spec imports this module (for McpServer); composition only reads Subtest fields
+    from tierbench.spec import Subtest
+
+class ResourceError(Exception):
+    """A subtest's resources cannot be composed; the loader turns it into a SpecError (file:line)."""
+
+    def __init__(self, path: Path | str, field: str | None, problem: str, fix: str):
+        super().__init__(problem)
+        self.path, self.field, self.problem, self.fix = path, field, problem, fix
+
+
+# Env names whose value must come from the environment by name, never literally from a file.
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH", re.I)
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
+
+
+class McpServer(BaseModel):
+    """One MCP server, in Claude Code's `mcpServers` entry format: a command (stdio) or a URL.
+
+    Values may name environment variables as `${NAME}`; they are expanded by the agent when it
+    starts the server, so a secret never reaches a file. A literal value under a secret-looking
+    name (TOKEN, KEY, SECRET, PASSWORD, ...) is refused.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["stdio", "http", "sse"] | None = None
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _command_or_url(self) -> "McpServer":
+        if bool(self.command) == bool(self.url):
+            raise ValueError("give exactly one of 'command' (a stdio server) or 'url' (an http/sse server)")
+        if self.command and self.type not in (None, "stdio"):
+            raise ValueError(f"type {self.type!r} needs 'url', not 'command'")
+        if self.url and self.type == "stdio":
+            raise ValueError("type 'stdio' needs 'command', not 'url'")
+        for where, values in (("env", self.env), ("headers", self.headers)):
+            for name, value in values.items():
+                if _SECRET_NAME.search(name) and not _ENV_REF.search(value):
+                    raise ValueError(f"{where}.{name} holds a literal value; a secret must come from the "
+                                     f"environment by name, like \"${{{name}}}\"")
+        return self
+
+    def env_refs(self) -> list[str]:
+        """Names of the environment variables this server's definition refers to."""
+        texts = [self.command or "", self.url or "", *self.args, *self.env.values(), *self.headers.values()]
+        return sorted({m for text in texts for m in _ENV_REF.findall(text)})
+
 
 COMPOSED_FILE = ".composed.json"
 COMPOSED_VERSION = 1
@@ -68,13 +123,13 @@ def _text(path: Path, origin: Path, field: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise SpecError(origin, field, f"library file {path} is not UTF-8 text",
+        raise ResourceError(origin, field, f"library file {path} is not UTF-8 text",
                         "keep only text files (scripts, markdown) in the resource library") from None
 
 
-def _unknown(origin: Path, sub: Subtest, field: str, kind: str, name: Any, known: list[str], fix: str) -> SpecError:
+def _unknown(origin: Path, sub: Subtest, field: str, kind: str, name: Any, known: list[str], fix: str) -> ResourceError:
     shown = ", ".join(known[:40]) + (" ..." if len(known) > 40 else "") if known else "none"
-    return SpecError(origin, field, f"subtest {sub.tier}/{sub.id} names unknown {kind} {name!r}; "
+    return ResourceError(origin, field, f"subtest {sub.tier}/{sub.id} names unknown {kind} {name!r}; "
                      f"the library has: {shown}", fix)
 
 
@@ -91,7 +146,7 @@ def compose(sub: Subtest, library: Library | None, origin: Path) -> Subtest:
     if res is None:
         return sub.model_copy(update={"provenance": provenance})
     if library is None:
-        raise SpecError(origin, "resources", f"subtest {label} uses the resource library, but there is none",
+        raise ResourceError(origin, "resources", f"subtest {label} uses the resource library, but there is none",
                         "create resources/ next to test.yaml (blocks/, skills/, agents/, mcp/) or set "
                         "resources_dir in test.yaml")
     files = dict(sub.files)
@@ -101,7 +156,7 @@ def compose(sub: Subtest, library: Library | None, origin: Path) -> Subtest:
 
     def add(rel: str, content: str, source: str, field: str, path: Path | None = None) -> None:
         if rel in files and provenance.get(f"files/{rel}", "").startswith(f"{label} files"):
-            raise SpecError(origin, field, f"{rel} is given both in 'files' and by the resource library",
+            raise ResourceError(origin, field, f"{rel} is given both in 'files' and by the resource library",
                             f"remove one of them from subtest {label}")
         if rel not in files:  # the first of two equal names wins, as listed
             files[rel] = content
@@ -164,7 +219,7 @@ def compose(sub: Subtest, library: Library | None, origin: Path) -> Subtest:
             raise _unknown(origin, sub, f"resources.mcp_servers.{index}.name", "MCP server", ref.name,
                            sorted(library.mcp), f"use a listed server or add mcp/{ref.name}.json")
         if ref.name in servers:
-            raise SpecError(origin, f"resources.mcp_servers.{index}", f"MCP server {ref.name!r} is defined "
+            raise ResourceError(origin, f"resources.mcp_servers.{index}", f"MCP server {ref.name!r} is defined "
                             "inline and taken from the library", f"remove one of them from subtest {label}")
         servers[ref.name] = load_mcp_server(path)
         provenance[f"mcp_servers/{ref.name}"] = f"{label} resources.mcp_servers: library {library.rel(path)}"
@@ -176,9 +231,9 @@ def load_mcp_server(path: Path) -> McpServer:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
-        raise SpecError(path, None, f"malformed JSON ({exc})", "fix the JSON syntax") from None
+        raise ResourceError(path, None, f"malformed JSON ({exc})", "fix the JSON syntax") from None
     if not isinstance(data, dict):
-        raise SpecError(path, None, "expected one server object", 'write {"command": ..., "args": [...]} '
+        raise ResourceError(path, None, "expected one server object", 'write {"command": ..., "args": [...]} '
                         'or {"type": "http", "url": ...}')
     try:
         return McpServer.model_validate(data)
@@ -188,7 +243,7 @@ def load_mcp_server(path: Path) -> McpServer:
         problem = error["msg"].removeprefix("Value error, ")
         fix = ("write the variable's name instead and export it where tierbench runs" if "literal value" in problem
                else "correct the server definition (see the README's resource library section)")
-        raise SpecError(path, field, problem, fix) from None
+        raise ResourceError(path, field, problem, fix) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,8 +277,6 @@ def composed_record(subtests: dict[str, list[Subtest]]) -> dict[str, Any]:
 
 
 def write_composed(subtests: dict[str, list[Subtest]], snapshot_dir: Path) -> None:
-    from tierbench.store.atomic import atomic_write_json
-
     atomic_write_json(Path(snapshot_dir) / COMPOSED_FILE, composed_record(subtests))
 
 
@@ -237,7 +290,7 @@ class Composed:
             self.entries: dict[str, Any] = data["subtests"]
             self.blobs: dict[str, str] = data["blobs"]
         except (ValueError, KeyError, TypeError) as exc:
-            raise SpecError(path, None, f"unreadable composed snapshot ({exc})",
+            raise ResourceError(path, None, f"unreadable composed snapshot ({exc})",
                             "restore it from a backup, or start anew with --fresh") from None
 
     def apply(self, sub: Subtest, origin: Path) -> Subtest:
@@ -245,7 +298,7 @@ class Composed:
             return compose(sub, None, origin)
         entry = self.entries.get(f"{sub.tier}/{sub.id}")
         if entry is None:
-            raise SpecError(self.path, None, f"no composition recorded for subtest {sub.tier}/{sub.id}",
+            raise ResourceError(self.path, None, f"no composition recorded for subtest {sub.tier}/{sub.id}",
                             "restore the snapshot from a backup, or start anew with --fresh")
         return sub.model_copy(update={
             "files": {rel: self.blobs[digest] for rel, digest in entry["files"].items()},

@@ -20,6 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tierbench.models import ALL_TIERS, DEFAULT_PASS_THRESHOLD, ConfigSize
+from tierbench import resources
+from tierbench.resources import McpServer, ResourceError
 
 
 class SpecError(Exception):
@@ -103,47 +105,6 @@ class ToolsSpec(_Strict):
     @classmethod
     def _all_tools(cls, value: Any) -> Any:
         return None if value == "all" else value
-
-
-# Env names whose value must come from the environment by name, never literally from a file.
-_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH", re.I)
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
-
-
-class McpServer(_Strict):
-    """One MCP server, in Claude Code's `mcpServers` entry format: a command (stdio) or a URL.
-
-    Values may name environment variables as `${NAME}`; they are expanded by the agent when it
-    starts the server, so a secret never reaches a file. A literal value under a secret-looking
-    name (TOKEN, KEY, SECRET, PASSWORD, ...) is refused.
-    """
-
-    type: Literal["stdio", "http", "sse"] | None = None
-    command: str | None = None
-    args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
-    url: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _command_or_url(self) -> "McpServer":
-        if bool(self.command) == bool(self.url):
-            raise ValueError("give exactly one of 'command' (a stdio server) or 'url' (an http/sse server)")
-        if self.command and self.type not in (None, "stdio"):
-            raise ValueError(f"type {self.type!r} needs 'url', not 'command'")
-        if self.url and self.type == "stdio":
-            raise ValueError("type 'stdio' needs 'command', not 'url'")
-        for where, values in (("env", self.env), ("headers", self.headers)):
-            for name, value in values.items():
-                if _SECRET_NAME.search(name) and not _ENV_REF.search(value):
-                    raise ValueError(f"{where}.{name} holds a literal value; a secret must come from the "
-                                     f"environment by name, like \"${{{name}}}\"")
-        return self
-
-    def env_refs(self) -> list[str]:
-        """Names of the environment variables this server's definition refers to."""
-        texts = [self.command or "", self.url or "", *self.args, *self.env.values(), *self.headers.values()]
-        return sorted({m for text in texts for m in _ENV_REF.findall(text)})
 
 
 class McpServerRef(_Strict):
@@ -460,11 +421,12 @@ def load_test(test_dir: Path) -> LoadedTest:
 def _composer(test_dir: Path, spec: TestSpec, test_file: Path, node: yaml.Node | None) -> Any:
     """How `resources:` is composed: from an experiment snapshot's recorded composition when there is
     one, else from the library (`resources_dir`, default `resources/` when it exists)."""
-    from tierbench import resources  # composition sits on top of the spec models
-
     snapshot = test_dir / resources.COMPOSED_FILE
     if snapshot.exists():
-        return resources.Composed(snapshot).apply
+        try:
+            return _as_spec_errors(resources.Composed(snapshot).apply)
+        except ResourceError as exc:
+            raise SpecError(exc.path, exc.field, exc.problem, exc.fix) from None
     library = None
     if spec.resources_dir:
         root = (test_dir / spec.resources_dir).resolve()
@@ -475,4 +437,13 @@ def _composer(test_dir: Path, spec: TestSpec, test_file: Path, node: yaml.Node |
         library = resources.Library(root)
     elif (test_dir / "resources").is_dir():
         library = resources.Library(test_dir / "resources")
-    return lambda sub, file: resources.compose(sub, library, file)
+    return _as_spec_errors(lambda sub, file: resources.compose(sub, library, file))
+
+
+def _as_spec_errors(compose: Any) -> Any:
+    def wrapped(sub: Subtest, file: Path) -> Subtest:
+        try:
+            return compose(sub, file)
+        except ResourceError as exc:
+            raise SpecError(exc.path, exc.field, exc.problem, exc.fix) from None
+    return wrapped

@@ -12,7 +12,7 @@ import json
 import re
 from pathlib import Path
 
-from tierbench.spec import McpServer
+from tierbench.resources import McpServer
 from tierbench.store.atomic import atomic_write_text
 
 # `${NAME}` without a `:-default` must be set; `${NAME:-x}` may be missing.
