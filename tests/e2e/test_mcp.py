@@ -27,24 +27,23 @@ PROBE = Path(__file__).resolve().parents[1] / "support" / "mcp_probe_server.py"
 MCP_SECRET = "mcp-secret-value-DO-NOT-PERSIST-91c2"
 
 
-def _server(name: str, log: Path, **env: str) -> dict:
-    return {"command": sys.executable, "args": [str(PROBE), name], "env": {"PROBE_LOG": str(log), **env}}
+def _server(name: str, **env: str) -> dict:
+    return {"command": sys.executable, "args": [str(PROBE), name], "env": env}
 
 
 def test_subtest_mcp_server_is_called_and_nothing_else_is_offered(tmp_path: Path) -> None:
     pytest.importorskip("mcp.server.mcpserver", reason="the mcp SDK (dev extra) runs the probe server")
-    log = tmp_path / "probe.log"
     test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T2",), subtests=1)
     library = test_dir / "resources" / "mcp"
     library.mkdir(parents=True)
-    (library / "probe.json").write_text(json.dumps(_server("probe", log, PROBE_SECRET="${PROBE_TOKEN}")))
+    (library / "probe.json").write_text(json.dumps(_server("probe", PROBE_SECRET="${PROBE_TOKEN}")))
     (test_dir / "tiers" / "T2" / "00-variant0.yaml").write_text(
         "description: one MCP server from the library\nresources:\n  mcp_servers: [{name: probe}]\n")
     # Servers that must stay invisible: the user's own, and one the repository brings.
     home = tmp_path / "home"
     home.mkdir()
-    (home / ".claude.json").write_text(json.dumps({"mcpServers": {"userlevel": _server("userlevel", log)}}))
-    (test_dir / "repo" / ".mcp.json").write_text(json.dumps({"mcpServers": {"projectlevel": _server("projectlevel", log)}}))
+    (home / ".claude.json").write_text(json.dumps({"mcpServers": {"userlevel": _server("userlevel")}}))
+    (test_dir / "repo" / ".mcp.json").write_text(json.dumps({"mcpServers": {"projectlevel": _server("projectlevel")}}))
 
     script = [mcp_tool_turn("probe", "whoami"), text_turn("The probe answered.")]
     results = tmp_path / "results"
@@ -67,7 +66,6 @@ def test_subtest_mcp_server_is_called_and_nothing_else_is_offered(tmp_path: Path
     digest = hashlib.sha256(MCP_SECRET.encode()).hexdigest()[:12]
     results_sent = [block for block in main[-1].body["messages"][-1]["content"] if block.get("type") == "tool_result"]
     assert results_sent and f"probe probe answering; secret sha256 {digest}" in json.dumps(results_sent)
-    assert log.read_text().splitlines() == ["probe whoami"]
 
     run_dir = exp / "T2" / "00" / "run_01"
     written = json.loads((run_dir / "agent" / "mcp.json").read_text())

@@ -7,8 +7,8 @@ Tools:
                     (a digest, so the secret itself never reaches the transcript)
   add(a, b)      -> a + b
 
-Every tool call is appended to $PROBE_LOG (when set), so a test can see that the server really
-ran and was really called.
+Every tool call is appended to $PROBE_LOG when it is set and writable (a debugging aid; a sandboxed
+agent may not be able to write there).
 """
 
 from __future__ import annotations
@@ -26,8 +26,11 @@ server = MCPServer(NAME)
 def _log(line: str) -> None:
     path = os.environ.get("PROBE_LOG")
     if path:
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(f"{NAME} {line}\n")
+        try:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(f"{NAME} {line}\n")
+        except OSError:
+            pass
 
 
 def secret_digest(value: str) -> str:
