@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from tierbench.errors import TierbenchError
 from tierbench.models import ALL_TIERS, TIER_NAMES
 from tierbench.store.atomic import atomic_write_json, atomic_write_text
 
@@ -57,7 +58,7 @@ DIFFERENCES = [
 ]
 
 
-class ImportError_(Exception):
+class ImportError_(TierbenchError):
     """The Scylla suite cannot be read; the message names the file and what to do."""
 
 
