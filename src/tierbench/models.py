@@ -145,6 +145,17 @@ class ConfigSize(BaseModel):
     files: int = 0
 
 
+class Isolation(BaseModel):
+    """How a run was kept apart from the researcher's machine. Names only, never values."""
+
+    sandbox: str = "none"  # "bwrap" | "none"
+    network: str = "shared"  # "shared" | "none" (loopback only; needs the sandbox)
+    note: str = ""  # why the sandbox is what it is, e.g. "sandbox off: bubblewrap ... (--sandbox auto)"
+    private_home: bool = False  # the agent ran with a fresh home/config directory of its own
+    carried_env: list[str] = Field(default_factory=list)  # host environment variables passed through
+    carried_files: list[str] = Field(default_factory=list)  # files copied into the agent home
+
+
 class RateLimitKind(str, Enum):
     TRANSIENT = "transient"  # 429 / overloaded: a short wait
     QUOTA = "quota"  # usage limit, 5-hour or weekly quota: a long wait
@@ -177,6 +188,7 @@ class AgentOutcome(BaseModel):
     rate_limit: RateLimitInfo | None = None
     infra_error: str | None = None  # set when the agent could not do its job for a non-task reason
     command: list[str] = Field(default_factory=list)
+    carried_files: list[str] = Field(default_factory=list)  # credentials etc. copied into the agent home
 
 
 class ItemScore(BaseModel):
@@ -234,6 +246,7 @@ class RunResult(BaseModel):
     agent: str = ""
     model: str | None = None
     config_size: ConfigSize | None = None  # of the resolved subtest; details in the run's config.json
+    isolation: Isolation | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
 

@@ -78,6 +78,7 @@ class TestSpec(_Strict):
     # test directory and may lie outside it (a library shared by many tests); default `resources/`.
     resources_dir: str | None = None
     judges: list[str] = Field(default_factory=lambda: ["command"])
+    network: Literal["shared", "none"] | None = None  # none: loopback only (under the sandbox)
 
     @field_validator("id")
     @classmethod
@@ -155,6 +156,7 @@ class Subtest(_Strict):
     resources: ResourcesSpec | None = None  # composed into files/mcp_servers by the loader
     mcp_servers: dict[str, McpServer] = Field(default_factory=dict)  # inline, plus composed ones
     extends_previous: bool = False  # start from the resolved best subtest of the tier before
+    network: Literal["shared", "none"] | None = None  # overrides the test's `network`
     inherit_best_from: list[str] = Field(default_factory=list)
     inherited_from: list[str] = Field(default_factory=list)  # "T0/01" etc, set when merged
     extends_from: list[str] = Field(default_factory=list)  # chain of extends_previous, nearest first

@@ -3,9 +3,8 @@ an MCP server from the resource library.
 
 The server is tests/support/mcp_probe_server.py (the `mcp` Python SDK, stdio). The fake API calls
 its `whoami` tool by name; the server answers with a digest of the secret it got through
-`${PROBE_TOKEN}` in its library definition. A user-level server in the home directory and a
-project-level `.mcp.json` in the repository must not be offered, and the secret's value must
-reach no file.
+`${PROBE_TOKEN}` in its library definition. A user-level server in the home directory must not
+be offered, and the secret's value must reach no file.
 """
 
 from __future__ import annotations
@@ -39,11 +38,10 @@ def test_subtest_mcp_server_is_called_and_nothing_else_is_offered(tmp_path: Path
     (library / "probe.json").write_text(json.dumps(_server("probe", PROBE_SECRET="${PROBE_TOKEN}")))
     (test_dir / "tiers" / "T2" / "00-variant0.yaml").write_text(
         "description: one MCP server from the library\nresources:\n  mcp_servers: [{name: probe}]\n")
-    # Servers that must stay invisible: the user's own, and one the repository brings.
+    # A server that must stay invisible: the user's own.
     home = tmp_path / "home"
     home.mkdir()
     (home / ".claude.json").write_text(json.dumps({"mcpServers": {"userlevel": _server("userlevel")}}))
-    (test_dir / "repo" / ".mcp.json").write_text(json.dumps({"mcpServers": {"projectlevel": _server("projectlevel")}}))
 
     script = [mcp_tool_turn("probe", "whoami"), text_turn("The probe answered.")]
     results = tmp_path / "results"
@@ -61,7 +59,7 @@ def test_subtest_mcp_server_is_called_and_nothing_else_is_offered(tmp_path: Path
 
     offered = offered_mcp_tools(main[0].body)
     assert mcp_tool_name("probe", "whoami") in offered
-    assert not {t for t in offered if "userlevel" in t or "projectlevel" in t}, offered
+    assert not {t for t in offered if "userlevel" in t}, offered
     # The tool really ran, in the server, with the secret expanded from the environment by name.
     digest = hashlib.sha256(MCP_SECRET.encode()).hexdigest()[:12]
     results_sent = [block for block in main[-1].body["messages"][-1]["content"] if block.get("type") == "tool_result"]
@@ -73,10 +71,16 @@ def test_subtest_mcp_server_is_called_and_nothing_else_is_offered(tmp_path: Path
     config = json.loads((run_dir / "config.json").read_text())
     assert config["provenance"]["mcp_servers/probe"] == "T2/00 resources.mcp_servers: library mcp/probe.json"
     assert config["config_size"]["mcp_servers"] == 1
-    transcript = run_dir / "agent" / "transcript.jsonl"
-    if transcript.exists():  # stream-json transcripts: the call and its result are on record
-        text = transcript.read_text()
-        assert mcp_tool_name("probe", "whoami") in text and f"secret sha256 {digest}" in text
+    # The transcript shows the MCP tool call and its result.
+    events = [json.loads(line) for line in (run_dir / "agent" / "transcript.jsonl").read_text().splitlines()]
+    calls = [b for e in events if e.get("type") == "assistant" for b in e["message"]["content"]
+             if b.get("type") == "tool_use" and b.get("name") == mcp_tool_name("probe", "whoami")]
+    answers = [b for e in events if e.get("type") == "user" for b in e["message"]["content"]
+               if isinstance(b, dict) and b.get("type") == "tool_result" and b.get("tool_use_id") == calls[0]["id"]]
+    assert len(calls) == 1 and f"secret sha256 {digest}" in json.dumps(answers)
+    result = json.loads((run_dir / "run_result.json").read_text())
+    assert result["usage"]["mcp_tools"] == {"probe/whoami": 1}, result["usage"]  # the manipulation check
+    assert "PROBE_TOKEN" in result["isolation"]["carried_env"]  # carried by name for the server
     for path in [*exp.rglob("*"), *test_dir.rglob("*")]:
         if path.is_file():
             assert MCP_SECRET not in path.read_text(errors="ignore"), f"MCP secret written to {path}"
