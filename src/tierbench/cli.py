@@ -69,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     batch = sub.add_parser("batch", help="run many tests in parallel with a crash-safe batch_summary.json")
     batch.add_argument("tests_dir", type=Path)
     add_options(batch, "batch")
+
+    importer = sub.add_parser("import", help="convert another tool's test suite into tierbench tests")
+    importer.add_argument("format", choices=["scylla"], help="scylla: a ProjectScylla checkout")
+    importer.add_argument("source", type=Path, help="SCYLLA_ROOT: the root of the ProjectScylla checkout")
+    importer.add_argument("out_dir", type=Path, help="where the tierbench tests and the library go")
+    importer.add_argument("--tests", nargs="+", default=None, metavar="TEST", help="only these test-NNN")
+    importer.add_argument("--judge", default="anthropic:claude-sonnet-4-6",
+                          help="the judge the imported tests name (default %(default)s)")
     return parser
 
 
@@ -99,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
             from tierbench.commands import cmd_plan
 
             return cmd_plan(args)
+        if args.command == "import":
+            from tierbench.commands import cmd_import
+
+            return cmd_import(args.source, args.out_dir, args.tests, args.judge)
         if args.command == "batch":
             from tierbench.batch.command import cmd_batch
 

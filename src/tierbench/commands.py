@@ -226,4 +226,25 @@ def cmd_plan(args: argparse.Namespace) -> int:
                      power=args.power, cost_per_run=args.cost_per_run,
                      seconds_per_run=args.seconds_per_run)  # bad input: TierbenchError, exit 1
     print(plan.model_dump_json(indent=2) if args.json else render_plan(plan), end="" if not args.json else "\n")
+def cmd_import(source: Path, out_dir: Path, tests: list[str] | None, judge: str) -> int:
+    """`tierbench import scylla`: convert, then say what was not mapped, per test and field."""
+    from tierbench.errors import TierbenchError
+    from tierbench.judgespec import validate_judge_spec
+    from tierbench.scylla_import import import_scylla
+
+    try:
+        validate_judge_spec(judge)
+    except ValueError as exc:
+        raise TierbenchError(f"--judge {judge}: {exc}", "use command, anthropic:<model> or "
+                             "openai:<model>[@base_url]") from None
+    summary = import_scylla(source, out_dir, tests=tests, judge=judge)  # a TierbenchError says what to fix
+    for test_id, entry in summary["tests"].items():
+        print(f"{test_id}: {entry['mapped']} field(s) mapped, {len(entry['unmapped'])} not mapped")
+        for item in entry["unmapped"]:
+            print(f"  not mapped: {item['source']}: {item['field']}: {item['reason']}")
+    for item in summary["shared"]:
+        if item["status"] == "unmapped":
+            print(f"not mapped: {item['source']}: {item['field']}: {item['reason']}")
+    print(f"Imported {len(summary['tests'])} test(s) into {Path(out_dir).resolve()}; "
+          f"details in {Path(out_dir).resolve() / 'import_report.json'}")
     return EXIT_OK

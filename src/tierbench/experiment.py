@@ -18,6 +18,7 @@ from typing import Any
 from tierbench.config import ExperimentConfig, diff_config, extend_config, load_config, save_config
 from tierbench.errors import TierbenchError
 from tierbench.options import describe_ignored
+from tierbench.resources import write_composed
 from tierbench.spec import LoadedTest, SpecError, load_test
 from tierbench.store.layout import ExperimentLayout, backup_path
 
@@ -64,6 +65,7 @@ def start_experiment(test: LoadedTest, root: Path, requested: dict[str, Any], *,
     shutil.rmtree(snapshot_partial, ignore_errors=True)
     shutil.rmtree(layout.test_snapshot, ignore_errors=True)
     shutil.copytree(test.test_dir, snapshot_partial, ignore=shutil.ignore_patterns(".git", "__pycache__"))
+    write_composed(test.subtests, snapshot_partial)  # the composed files, not the library, are the record
     os.replace(snapshot_partial, layout.test_snapshot)
     save_config(config, layout.config_file)  # last: its presence means the experiment exists
     return OpenedExperiment(layout, config, load_test(layout.test_snapshot), resumed=False, notes=notes)

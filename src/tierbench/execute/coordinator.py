@@ -31,7 +31,7 @@ from tierbench.judges import make_judge
 from tierbench.options import should_wait
 from tierbench.models import ExperimentStatus, RateLimitInfo, RunKey, RunResult, RunStatus
 from tierbench.plan import (BestSubtest, SubtestScores, choose_best, experiment_tiers, merge_inherited,
-                            plan_runs, tier_dependencies)
+                            plan_runs, previous_tier, tier_dependencies)
 from tierbench.progress import ProgressSink
 from tierbench.ratelimit import local_reset_time
 from tierbench.spec import LoadedTest, Subtest
@@ -308,14 +308,19 @@ class Coordinator:
 
     def _resolved_subtest(self, tier: str, subtest_id: str) -> Subtest:
         subtest = self.test.subtest(tier, subtest_id)
-        if not subtest.inherit_best_from:
+        base = None
+        if subtest.extends_previous and (previous := previous_tier(tier, self.tiers)) is not None:
+            best = self._best_of(previous)
+            if best is not None:  # cumulative: the best subtest as it ran, itself resolved
+                base = self._resolved_subtest(previous, best.subtest)
+        if not subtest.inherit_best_from and base is None:
             return subtest
         inherited = []
         for source_tier in subtest.inherit_best_from:
             best = self._best_of(source_tier)
             if best is not None:
                 inherited.append(self.test.subtest(source_tier, best.subtest))
-        return merge_inherited(subtest, inherited)
+        return merge_inherited(subtest, inherited, base)
 
     def _agent(self, name: str) -> Agent:
         if name not in self._agents:

@@ -350,7 +350,9 @@ RUN_COLUMNS = ["tier", "subtest", "run", "status", "score", "passed", "grade", "
                "agent_cost_usd", "judge_cost_usd", "input_tokens", "output_tokens",
                "cache_creation_tokens", "cache_read_tokens", "total_tokens", "duration_seconds",
                "agent_duration_seconds", "judge_duration_seconds", "num_turns", "exit_code", "model", "agent",
-               "agent_cost_source"]
+               "agent_cost_source",
+               # the resolved configuration's size (see the run's config.json), to relate outcome to it
+               "claude_md_lines", "skills", "subagents", "mcp_servers", "config_files"]
 
 
 def _run_rows(data: ExperimentData) -> list[list]:
@@ -361,7 +363,9 @@ def _run_rows(data: ExperimentData) -> list[list]:
                      r.status.value == "passed", r.judge_grade, r.cost_usd, r.agent_cost_usd,
                      r.judge_cost_usd, t.input_tokens, t.output_tokens, t.cache_creation_tokens,
                      t.cache_read_tokens, t.total_tokens, r.duration_seconds, r.agent_duration_seconds,
-                     r.judge_duration_seconds, r.num_turns, r.exit_code, r.model, r.agent, r.agent_cost_source])
+                     r.judge_duration_seconds, r.num_turns, r.exit_code, r.model, r.agent, r.agent_cost_source,
+                     *((size.claude_md_lines, size.skills, size.agents, size.mcp_servers, size.files)
+                       if (size := r.config_size) is not None else ("",) * 5)])
     return rows
 
 
