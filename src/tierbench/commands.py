@@ -226,6 +226,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
                      power=args.power, cost_per_run=args.cost_per_run,
                      seconds_per_run=args.seconds_per_run)  # bad input: TierbenchError, exit 1
     print(plan.model_dump_json(indent=2) if args.json else render_plan(plan), end="" if not args.json else "\n")
+    return EXIT_OK
+
+
 def cmd_import(source: Path, out_dir: Path, tests: list[str] | None, judge: str) -> int:
     """`tierbench import scylla`: convert, then say what was not mapped, per test and field."""
     from tierbench.errors import TierbenchError
