@@ -6,6 +6,7 @@ to, and lists every file it sees, so which subtest was inherited is visible in i
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -50,12 +51,10 @@ def experiment(tmp_path_factory):
             old.unlink()
         for name, body in files.items():
             write_yaml(test_dir / "tiers" / tier / name, {"description": name, **body})
-    agent = root / "agent.py"
-    agent.write_text(AGENT)
-    # The agent script lives in the test's tmp dir, which the sandbox's private /tmp hides.
+    # Inline (`python -c`): the sandbox's private /tmp hides files under the test's tmp dir.
     proc = run_cli("run", test_dir, "--results-dir", root / "results", "--runs", 2, "--parallel", 2,
-                   "--agent", "command", "--agent-opt", f"cmd={sys.executable} {agent}", "--no-report",
-                   "--sandbox", "none")
+                   "--agent", "command", "--agent-opt", f"cmd={sys.executable} -c {shlex.quote(AGENT)}",
+                   "--no-report")
     return proc, root / "results" / "calc"
 
 
