@@ -17,7 +17,7 @@ from pathlib import Path
 from tierbench.agents.base import Agent, AgentContext
 from tierbench.config import ExperimentConfig
 from tierbench.process import ProcessRegistry
-from tierbench.run.workspace import capture_diff, commit_subtest_files, create_worktree, remove_worktree
+from tierbench.run.workspace import capture_diff, create_worktree, remove_worktree, subtest_commit
 from tierbench.judges.base import Judge, JudgeContext, JudgeRateLimited
 from tierbench.judges.command import run_command_checks
 from tierbench.judges.consensus import consensus
@@ -49,8 +49,8 @@ def execute_run(req: RunRequest) -> RunResult:
     clock = time.monotonic()
     workspace = layout.workspace(key)
     try:
-        create_worktree(layout.repo, workspace, req.base_commit)
-        base = commit_subtest_files(workspace, req.subtest.files, f"{key.tier}/{key.subtest}")
+        base = subtest_commit(layout.repo, req.base_commit, req.subtest.files, f"{key.tier}/{key.subtest}")
+        create_worktree(layout.repo, workspace, base)
         agent_dir = layout.agent_dir(key)
         agent_dir.mkdir(parents=True, exist_ok=True)
         prompt_file = agent_dir / "prompt.md"
