@@ -214,6 +214,7 @@ class RunResult(BaseModel):
     model: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    node_id: str | None = None  # the Ray node that ran this attempt; None when it ran locally
 
     @property
     def key(self) -> RunKey:

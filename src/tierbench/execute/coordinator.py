@@ -1,7 +1,9 @@
 """The coordinator: schedules runs, owns all experiment state, handles interrupts and rate limits.
 
 Only the coordinator's main thread writes experiment state (journal, checkpoint, best_subtest.json,
-stats.json). Worker threads each perform one run and hand back a RunResult through a queue.
+stats.json). An executor (execute/executor.py: a local thread pool, or Ray tasks) performs the runs
+and hands back completions. Scheduling keeps ready queues and counters per tier (execute/schedule.py),
+so launching and recording a run never walk the plan.
 
 Exit codes: 0 done, 1 error (infrastructure errors left runs pending, or the stall breaker
 tripped), 2 rate limited and not waiting, 130 interrupted.
@@ -9,18 +11,21 @@ tripped), 2 rate limited and not waiting, 130 interrupted.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Callable
 
 from tierbench.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_RATE_LIMITED
 from tierbench.agents import get_agent
 from tierbench.agents.base import Agent
 from tierbench.config import ExperimentConfig
 from tierbench.process import ProcessRegistry
-from tierbench.run.attempt import RunRequest, execute_run
+from tierbench.execute.executor import Completion, Executor
+from tierbench.execute.local import LocalExecutor
+from tierbench.execute.schedule import RunQueues
+from tierbench.run.attempt import RunRequest
 from tierbench.run.workspace import forget_stale_worktrees, prepare_base_repo
 from tierbench.judges import make_judge
 from tierbench.models import RateLimitInfo, RunKey, RunResult, RunStatus
@@ -34,6 +39,9 @@ from tierbench.store.layout import ExperimentLayout
 from tierbench.store.state import StateStore
 
 _POLL_SECONDS = 0.25
+# A run whose attempt is lost with its machine (a Ray node died) is relaunched in the same session at
+# most this many times; after that it stays pending for the next command, like any infrastructure error.
+LOST_ATTEMPT_RELAUNCHES = 3
 
 
 @dataclass
@@ -45,15 +53,20 @@ class Outcome:
 
 class Coordinator:
     def __init__(self, layout: ExperimentLayout, config: ExperimentConfig, test: LoadedTest,
-                 store: StateStore, progress: ProgressSink):
+                 store: StateStore, progress: ProgressSink,
+                 executor_factory: Callable[["Coordinator", str], Executor] | None = None):
         self.layout, self.config, self.test, self.store, self.progress = layout, config, test, store, progress
         self.registry = ProcessRegistry()
         self.plan = plan_runs(config, test)
         self.tiers = experiment_tiers(config, test)
+        self.queues = RunQueues(self.plan, self.tiers,
+                                {tier: tier_dependencies(tier, self.tiers, self.test) for tier in self.tiers},
+                                store.completed)
+        self._executor_factory = executor_factory
+        self.executor: Executor | None = None
         self._stop = threading.Event()
-        self._done: queue.Queue[tuple[RunKey, RunResult]] = queue.Queue()
         self._in_flight: dict[RunKey, float] = {}
-        self._errored: set[RunKey] = set()  # infrastructure errors this session: retried on the next command
+        self._lost: dict[RunKey, int] = {}  # attempts lost with their machine this session, per run
         self._agents: dict[str, Agent] = {}
         self._judges = [make_judge(spec) for spec in config.judges]
         self._best: dict[str, BestSubtest | None] = {}
@@ -62,12 +75,25 @@ class Coordinator:
 
     # -- signals -----------------------------------------------------------------------------
     def request_stop(self) -> None:
-        """First SIGINT/SIGTERM: stop launching and kill every agent's process group."""
+        """First SIGINT/SIGTERM: stop launching and kill every agent's process group (remote runs are
+        cancelled by the main loop, which sees the stop at its next turn)."""
         self._stop.set()
         self.registry.kill_all()
 
+    def make_executor(self, base_commit: str) -> Executor:
+        if self._executor_factory is not None:
+            return self._executor_factory(self, base_commit)
+        return LocalExecutor(self.config.parallel, self.registry)
+
     # -- main loop ---------------------------------------------------------------------------
     def run(self) -> Outcome:
+        try:
+            return self._run()
+        finally:
+            if self.executor is not None:
+                self.executor.shutdown()
+
+    def _run(self) -> Outcome:
         persisted = self._gate_until()
         if persisted is not None:  # a pause recorded by an earlier process: apply it without a request
             self.progress.message(f"Still rate limited until {local_reset_time(persisted)} "
@@ -79,6 +105,7 @@ class Coordinator:
                 self.store.record_rate_limit(limited)
         base_commit = prepare_base_repo(self.test, self.layout.repo)
         forget_stale_worktrees(self.layout.repo)  # left by a crash; no run is being set up yet
+        self.executor = self.make_executor(base_commit)
         self.progress.start(self.config.test_id, self._totals(), self._done_by_tier(),
                             self._passed(), self._cost_so_far())
         stall_error: str | None = None
@@ -95,23 +122,20 @@ class Coordinator:
                 self._launch_ready(base_commit)
             if not self._in_flight:
                 break
-            try:
-                key, result = self._done.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
+            completions = self.executor.poll(_POLL_SECONDS)
+            if not completions:
                 self.progress.tick()
                 continue
-            stall_error = self._absorb(key, result) or stall_error
+            for completion in completions:
+                stall_error = self._absorb(completion) or stall_error
         return self._finish(stall_error)
 
     def _launch_ready(self, base_commit: str) -> None:
-        completed = self.store.completed
-        for key in self.plan:
-            if len(self._in_flight) >= self.config.parallel:
+        assert self.executor is not None
+        while len(self._in_flight) < self.config.parallel:
+            key = self.queues.next_ready()
+            if key is None:
                 return
-            if key in completed or key in self._in_flight or key in self._errored:
-                continue
-            if not self._tier_ready(key.tier):
-                continue
             subtest = self._resolved_subtest(key.tier, key.subtest)
             request = RunRequest(key=key, layout=self.layout, config=self.config, test=self.test,
                                  subtest=subtest, base_commit=base_commit,
@@ -119,35 +143,38 @@ class Coordinator:
                                  judges=self._judges, registry=self.registry)
             self._in_flight[key] = time.monotonic()
             self.progress.run_started(str(key))
-            threading.Thread(target=self._work, args=(request,), name=f"run {key}", daemon=True).start()
+            self.executor.submit(request)
 
-    def _work(self, request: RunRequest) -> None:
-        try:
-            result = execute_run(request)
-        except BaseException as exc:  # never let a worker die silently: report it as an error attempt
-            result = RunResult(tier=request.key.tier, subtest=request.key.subtest, run_number=request.key.run,
-                               status=RunStatus.ERROR, error=f"{type(exc).__name__}: {exc}")
-        self._done.put((request.key, result))
-
-    def _absorb(self, key: RunKey, result: RunResult) -> str | None:
+    def _absorb(self, completion: Completion) -> str | None:
         """Record one finished attempt. Returns an error message when the stall breaker trips."""
+        key, result = completion.key, completion.result
         self._in_flight.pop(key, None)
         status = result.status
         self.progress.run_finished(str(key), status.value, result.judge_score, result.cost_usd,
                                    result.duration_seconds)
+        if completion.lost:
+            return self._absorb_lost(key, result)
         if status.is_result:
-            self.store.record_run(key, status)
+            if key not in self.store.completed:
+                self.store.record_run(key, status)
+                self.queues.completed(key)
             self._stall = ("", 0)
             self._maybe_finish_tier(key.tier)
         elif status is RunStatus.RATE_LIMITED:
             self.store.record_attempt(key, status)
+            self.queues.give_back(key)  # runs again once the gate opens
             info = result.rate_limit
             if info is not None and (self._gate_until() is None or info.reset_at > self._gate_until()):
                 self.store.record_rate_limit(info)
                 self.progress.paused(info.reset_at, info.source, info.message)
+            for withdrawn in self.executor.cancel_queued() if self.executor is not None else []:
+                self._in_flight.pop(withdrawn, None)  # queued but not started: not an attempt
+                self.queues.give_back(withdrawn)
+        elif status is RunStatus.INTERRUPTED:
+            self.queues.give_back(key)
         elif status is RunStatus.ERROR:
             self.store.record_attempt(key, status)
-            self._errored.add(key)
+            self.queues.set_aside([key])  # retried by the next command, not in a loop
             signature = (result.error or "unknown error").splitlines()[0][:200]
             count = self._stall[1] + 1 if self._stall[0] == signature else 1
             self._stall = (signature, count)
@@ -158,9 +185,25 @@ class Coordinator:
                         f"{signature}")
         return None
 
+    def _absorb_lost(self, key: RunKey, result: RunResult) -> None:
+        """An attempt lost with its machine: an infrastructure-error attempt naming the node, and the
+        run is relaunched (up to LOST_ATTEMPT_RELAUNCHES times in this session)."""
+        from tierbench.run.transfer import record_lost_attempt
+
+        record_lost_attempt(self.layout, key, result)
+        self.store.record_attempt(key, RunStatus.ERROR)
+        lost = self._lost[key] = self._lost.get(key, 0) + 1
+        if lost <= LOST_ATTEMPT_RELAUNCHES:
+            self.queues.give_back(key)
+            self.progress.message(f"{key}: {result.error}; relaunching ({lost}/{LOST_ATTEMPT_RELAUNCHES})",
+                                  error=True)
+        else:
+            self.queues.set_aside([key])
+            self.progress.message(f"{key}: {result.error}; lost {lost} times, left pending", error=True)
+        return None
+
     def _stop_launching(self) -> None:
-        # Mark everything pending as errored for this session so nothing new launches.
-        self._errored.update(k for k in self.plan if k not in self.store.completed)
+        self.queues.set_aside_all()  # nothing new launches in this session
 
     # -- rate-limit gate ---------------------------------------------------------------------
     def _gate_until(self) -> datetime | None:
@@ -178,7 +221,7 @@ class Coordinator:
     def _preflight(self) -> RateLimitInfo | None:
         if not self.config.preflight or self.store.checkpoint.rate_limit_until:
             return None
-        if all(k in self.store.completed for k in self.plan):
+        if self.queues.all_complete():
             return None
         agent = self._agent(self.config.agent)
         try:
@@ -217,14 +260,10 @@ class Coordinator:
         return [k for k in self.plan if k.tier == tier]
 
     def _tier_complete(self, tier: str) -> bool:
-        completed = self.store.completed
-        return all(k in completed for k in self._tier_keys(tier))
-
-    def _tier_ready(self, tier: str) -> bool:
-        return all(self._tier_complete(dep) for dep in tier_dependencies(tier, self.tiers, self.test))
+        return self.queues.tier_complete(tier)
 
     def _maybe_finish_tier(self, tier: str) -> None:
-        if self._tier_complete(tier):
+        if self.queues.tier_complete(tier):
             self._best.pop(tier, None)
             self._best_of(tier, recompute=True)
 
@@ -270,14 +309,10 @@ class Coordinator:
 
     # -- accounting and endings --------------------------------------------------------------
     def _totals(self) -> dict[str, int]:
-        return {tier: len(self._tier_keys(tier)) for tier in self.tiers}
+        return self.queues.totals()
 
     def _done_by_tier(self) -> dict[str, int]:
-        done: dict[str, int] = {tier: 0 for tier in self.tiers}
-        for key in self.store.completed:
-            if key.tier in done:
-                done[key.tier] += 1
-        return done
+        return self.queues.done_by_tier()
 
     def _passed(self) -> int:
         return sum(1 for s in self.store.completed.values() if s is RunStatus.PASSED)
@@ -297,27 +332,29 @@ class Coordinator:
 
     def _finish_interrupted(self) -> Outcome:
         self.registry.kill_all()
+        if self.executor is not None:
+            for withdrawn in self.executor.cancel_queued():
+                self._in_flight.pop(withdrawn, None)
+            self.executor.interrupt()
         deadline = time.monotonic() + 15
-        while self._in_flight and time.monotonic() < deadline:
-            try:
-                key, result = self._done.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                continue
-            self._in_flight.pop(key, None)
-            if result.status.is_result:  # finished before the signal landed: keep it
-                self.store.record_run(key, result.status)
+        while self._in_flight and time.monotonic() < deadline and self.executor is not None:
+            for completion in self.executor.poll(_POLL_SECONDS):
+                key, result = completion.key, completion.result
+                self._in_flight.pop(key, None)
+                if result.status.is_result and key not in self.store.completed:  # finished before the signal
+                    self.store.record_run(key, result.status)
         self.store.close("interrupted")
         return Outcome(EXIT_INTERRUPTED, "Interrupted. Run the same command again; it resumes where it left off.")
 
     def _finish(self, stall_error: str | None) -> Outcome:
         self._write_stats()
-        pending = [k for k in self.plan if k not in self.store.completed]
+        pending = self.queues.remaining()
         if stall_error:
             self.store.close("failed")
             return Outcome(EXIT_ERROR, stall_error, [stall_error])
         if pending:
             self.store.close("failed")
-            message = (f"{len(pending)} run(s) hit infrastructure errors and stay pending (see their "
+            message = (f"{pending} run(s) hit infrastructure errors and stay pending (see their "
                        "attempts/ directories). Fix the cause and run the same command again.")
             return Outcome(EXIT_ERROR, message)
         self.store.close("completed")

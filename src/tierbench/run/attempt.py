@@ -194,3 +194,6 @@ def _archive_attempt(req: RunRequest, result: RunResult) -> RunResult:
             shutil.move(str(child), target / child.name)
     atomic_write_json(target / "run_result.json", result)
     return result
+
+
+clear_partial_attempt = _clear_partial_attempt  # also used when a run executed elsewhere is installed

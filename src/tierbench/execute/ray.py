@@ -1,0 +1,378 @@
+"""The Ray executor: each run is a Ray task on some node of a cluster; state stays with the coordinator.
+
+Shipped once per experiment through Ray's object store: the base repository as a git bundle (only
+the base commit) and the experiment's test snapshot as a tar. A node unpacks both once per
+experiment into its own directory (no shared filesystem needed) and runs each run there with the
+same `execute_run` as a local run: worktree -> agent -> judges, with the per-run home, sandbox and
+transcript that function gives. It sends back the run directory as a tar; the coordinator installs
+it into the experiment (`run/transfer.py`, `run_result.json` last) and records it in the journal.
+
+Failures are attempts, never silent retries: tasks use `max_retries=0` (a run spends money). A task
+lost with its node or worker (`NodeDiedError`, `WorkerCrashedError`, a lost object) comes back as a
+`lost` completion naming the node; the coordinator records an infrastructure-error attempt and
+relaunches the run up to its stated limit. Each task first yields the id of the node it started
+on (a streaming generator), so the coordinator knows which tasks have started: a rate limit
+cancels only those still queued. The agent processes of a task whose worker dies are killed by a
+small guard process that learns every process group the run starts and kills them when the pipe
+from the worker closes without a goodbye (any death of the worker, SIGKILL included).
+
+Placement: every task asks for `run_cpus` CPUs and one `tierbench_slot` when the cluster offers
+that resource (`ray start --resources='{"tierbench_slot": 4}'`: a node takes at most 4 runs).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tierbench.execute.executor import Completion, Executor
+from tierbench.models import RunKey, RunResult, RunStatus
+from tierbench.process import ProcessRegistry
+from tierbench.run.attempt import RunRequest
+from tierbench.run.workspace import git
+from tierbench.store.layout import RUN_RESULT_NAME, ExperimentLayout
+
+SLOT_RESOURCE = "tierbench_slot"
+# Where a node keeps its copy of each experiment's repository and test, and its runs in progress.
+WORKDIR_ENV = "TIERBENCH_RAY_WORKDIR"
+_BASE_REF = "refs/tierbench/base"
+
+
+class RayUnavailable(RuntimeError):
+    """Ray is not installed or the cluster cannot be reached; the message says what to do."""
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise RayUnavailable("--executor ray needs Ray: pip install 'tierbench[ray]'") from None
+    return ray
+
+
+@dataclass
+class _Task:
+    key: RunKey
+    generator: Any  # ray.ObjectRefGenerator
+    node_id: str | None = None  # set once the task reports that it started
+    withdrawn: bool = False
+    interrupted: bool = False
+
+
+class RayExecutor(Executor):
+    name = "ray"
+
+    def __init__(self, *, layout: ExperimentLayout, experiment_key: str, base_commit: str,
+                 address: str | None, run_cpus: float, parallel: int):
+        ray = _import_ray()
+        self._ray = ray
+        self.layout = layout
+        self.run_cpus = run_cpus
+        try:
+            if address is None:  # a local instance with one slot per parallel run
+                ray.init(num_cpus=max(1, int(parallel * run_cpus + 0.999)), resources={SLOT_RESOURCE: parallel},
+                         include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+            else:
+                ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        except Exception as exc:
+            raise RayUnavailable(f"cannot start or join Ray at {address or 'a new local instance'} "
+                                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
+                                 "Fix --ray-address (host:port or auto), or start the cluster first") from None
+        self._slots = SLOT_RESOURCE in ray.cluster_resources()
+        self._context = {
+            "experiment_key": experiment_key,
+            "base_commit": base_commit,
+            "bundle": ray.put(_bundle(layout.repo, base_commit)),
+            "test": ray.put(_pack_dir(layout.test_snapshot)),
+        }
+        self._remote = ray.remote(_run_on_node).options(
+            num_returns="streaming", max_retries=0, num_cpus=run_cpus,
+            resources={SLOT_RESOURCE: 1} if self._slots else None)
+        self._tasks: dict[Any, _Task] = {}
+        self._closed = False
+
+    @property
+    def uses_slots(self) -> bool:
+        return self._slots
+
+    # -- Executor ----------------------------------------------------------------------------
+    def submit(self, request: RunRequest) -> None:
+        spec = {"key": request.key, "config": request.config, "subtest": request.subtest,
+                "agent": request.agent.name, "base_commit": request.base_commit}
+        generator = self._remote.remote(spec, [self._context])  # nested: refs resolve on the node, once
+        self._tasks[generator] = _Task(request.key, generator)
+
+    def poll(self, timeout: float) -> list[Completion]:
+        if not self._tasks:
+            return []
+        ray = self._ray
+        ready, _ = ray.wait(list(self._tasks), num_returns=1, timeout=timeout, fetch_local=True)
+        if ready:
+            ready, _ = ray.wait(list(self._tasks), num_returns=len(self._tasks), timeout=0, fetch_local=True)
+        completions = []
+        for generator in ready:
+            completion = self._step(self._tasks[generator])
+            if completion is not None or generator not in self._tasks or self._tasks[generator].withdrawn:
+                pass
+            if completion is not None:
+                completions.append(completion)
+        return completions
+
+    def _step(self, task: _Task) -> Completion | None:
+        """Consume one item of a ready task: its start report, or its end."""
+        ray = self._ray
+        try:
+            ref = next(task.generator)
+            item = ray.get(ref)
+        except StopIteration:  # ended without a payload (cannot happen for a task that ran to its end)
+            self._tasks.pop(task.generator, None)
+            return self._error(task, "the Ray task ended without sending its run back", lost=True)
+        except Exception as exc:
+            self._tasks.pop(task.generator, None)
+            return self._failure(task, exc)
+        if "started_on" in item:
+            task.node_id = item["started_on"]
+            return None
+        self._tasks.pop(task.generator, None)
+        from tierbench.run.transfer import install_run_dir
+
+        install_run_dir(self.layout, task.key, item["files"])
+        result = RunResult.model_validate_json(item["result"])
+        return Completion(task.key, result)
+
+    def _failure(self, task: _Task, exc: Exception) -> Completion | None:
+        exceptions = self._ray.exceptions
+        if isinstance(exc, exceptions.TaskCancelledError) or "TaskCancelledError" in type(exc).__name__:
+            if task.withdrawn:
+                return None
+            return self._error(task, "interrupted", status=RunStatus.INTERRUPTED)
+        lost_types = tuple(t for t in (getattr(exceptions, name, None) for name in (
+            "NodeDiedError", "WorkerCrashedError", "ObjectLostError", "OwnerDiedError", "LocalRayletDiedError",
+            "ObjectFetchTimedOutError", "ReferenceCountingAssertionError")) if isinstance(t, type))
+        node = getattr(exc, "node_id", None) or task.node_id or _node_from_message(str(exc))
+        if task.node_id is None and node:
+            task.node_id = node
+        summary = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        message = f"{type(exc).__name__}: {summary}"
+        if isinstance(exc, lost_types):
+            return self._error(task, f"{message} (node {task.node_id or 'unknown'})", lost=True)
+        return self._error(task, message)
+
+    def _error(self, task: _Task, message: str, *, lost: bool = False,
+               status: RunStatus = RunStatus.ERROR) -> Completion:
+        result = RunResult(tier=task.key.tier, subtest=task.key.subtest, run_number=task.key.run, status=status,
+                           error=message, node_id=task.node_id)
+        return Completion(task.key, result, lost=lost)
+
+    def cancel_queued(self) -> list[RunKey]:
+        withdrawn = []
+        for task in self._tasks.values():
+            if task.node_id is None and not task.withdrawn:
+                task.withdrawn = True
+                self._ray.cancel(task.generator, force=False)
+                withdrawn.append(task.key)
+        return withdrawn
+
+    def interrupt(self) -> None:
+        for task in self._tasks.values():
+            if not task.withdrawn:
+                task.interrupted = True
+                try:
+                    self._ray.cancel(task.generator, force=False)
+                except Exception:
+                    pass
+
+    def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for task in list(self._tasks.values()):
+            try:
+                self._ray.cancel(task.generator, force=True)
+            except Exception:
+                pass
+        self._tasks.clear()
+        self._ray.shutdown()
+
+
+def _node_from_message(text: str) -> str | None:
+    marker = "node ID: "
+    if marker in text:
+        return text.split(marker, 1)[1].split(".", 1)[0].split()[0].strip(",") or None
+    return None
+
+
+# -- shipping ---------------------------------------------------------------------------------
+def _bundle(repo: Path, commit: str) -> bytes:
+    """A git bundle holding the base commit and its history, under refs/tierbench/base."""
+    git("update-ref", _BASE_REF, commit, cwd=repo)
+    with tempfile.TemporaryDirectory(prefix="tierbench-bundle-") as tmp:
+        path = Path(tmp) / "base.bundle"
+        git("bundle", "create", "-q", str(path), _BASE_REF, cwd=repo)
+        return path.read_bytes()
+
+
+def _pack_dir(directory: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(directory, arcname=".")
+    return buffer.getvalue()
+
+
+# -- on the node ------------------------------------------------------------------------------
+def _run_on_node(spec: dict[str, Any], shipped: list[dict[str, Any]]) -> Any:
+    """The Ray task (a generator): report the node, run, send the run directory back."""
+    import ray
+
+    node_id = ray.get_runtime_context().get_node_id()
+    yield {"started_on": node_id}
+    yield _execute_here(spec, shipped[0], node_id)
+
+
+def _execute_here(spec: dict[str, Any], context: dict[str, Any], node_id: str) -> dict[str, Any]:
+    from tierbench.agents import get_agent
+    from tierbench.judges import make_judge
+    from tierbench.run.attempt import execute_run
+    from tierbench.run.transfer import pack_run_dir
+    from tierbench.spec import load_test
+
+    root = _node_experiment(context, node_id)
+    layout = ExperimentLayout(root)
+    config = spec["config"]
+    key: RunKey = spec["key"]
+    registry = _GuardedRegistry()
+    request = RunRequest(key=key, layout=layout, config=config, test=load_test(layout.test_snapshot),
+                         subtest=spec["subtest"], base_commit=spec["base_commit"], agent=get_agent(spec["agent"]),
+                         judges=[make_judge(judge) for judge in config.judges], registry=registry)
+    try:
+        result = execute_run(request)
+    finally:
+        registry.kill_all()
+        registry.release()
+    result.node_id = node_id
+    run_dir = layout.run_dir(key)
+    _stamp_node(run_dir, node_id)
+    try:
+        return {"result": result.model_dump_json(), "files": pack_run_dir(run_dir)}
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _stamp_node(run_dir: Path, node_id: str) -> None:
+    """Name the node in every run record this attempt wrote (the result, or its archived attempt)."""
+    from tierbench.store.atomic import atomic_write_json
+
+    for path in [run_dir / RUN_RESULT_NAME, *run_dir.glob(f"attempts/*/{RUN_RESULT_NAME}")]:
+        if not path.is_file():
+            continue
+        record = RunResult.model_validate_json(path.read_text())
+        if record.node_id is None:
+            record.node_id = node_id
+            atomic_write_json(path, record)
+
+
+_NODE_SETUP_LOCK = threading.Lock()
+
+
+def _node_experiment(context: dict[str, Any], node_id: str) -> Path:
+    """This node's copy of the experiment (repository from the bundle, test snapshot), made once per
+    node and experiment under a file lock: several workers of one node share it."""
+    import ray
+
+    base = Path(os.environ.get(WORKDIR_ENV) or Path(tempfile.gettempdir()) / "tierbench-ray")
+    digest = hashlib.sha256(f"{context['experiment_key']}:{context['base_commit']}".encode()).hexdigest()[:16]
+    root = base / node_id[:16] / digest
+    ready = root / ".ready"
+    if ready.exists():
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    with _NODE_SETUP_LOCK, open(root / ".setup.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if ready.exists():
+            return root
+        layout = ExperimentLayout(root)
+        shutil.rmtree(layout.repo, ignore_errors=True)
+        shutil.rmtree(layout.test_snapshot, ignore_errors=True)
+        bundle = root / "base.bundle"
+        bundle.write_bytes(ray.get(context["bundle"]))
+        git("clone", "-q", "--no-checkout", str(bundle), str(layout.repo), cwd=root)
+        git("update-ref", _BASE_REF, context["base_commit"], cwd=layout.repo)
+        bundle.unlink()
+        layout.test_snapshot.mkdir(parents=True)
+        with tarfile.open(fileobj=io.BytesIO(ray.get(context["test"])), mode="r:gz") as tar:
+            tar.extractall(layout.test_snapshot, filter="data")
+        ready.write_text("ok\n")
+    return root
+
+
+class _GuardedRegistry(ProcessRegistry):
+    """A ProcessRegistry that also tells this worker's guard process about every process group."""
+
+    def _add(self, pgid: int) -> bool:
+        added = super()._add(pgid)
+        if added:
+            _guard().send(f"+{pgid}")
+        return added
+
+    def _remove(self, pgid: int) -> None:
+        super()._remove(pgid)
+        _guard().send(f"-{pgid}")
+
+    def release(self) -> None:
+        pass
+
+
+class _Guard:
+    """A child process that kills the process groups it was told about once this worker's end of
+    the pipe closes without a goodbye: the worker died (SIGKILL, node loss) mid-run."""
+
+    SCRIPT = (
+        "import os, signal, sys\n"
+        "groups = set()\n"
+        "for line in sys.stdin:\n"
+        "    line = line.strip()\n"
+        "    if line == 'bye':\n"
+        "        sys.exit(0)\n"
+        "    if line[:1] == '+': groups.add(int(line[1:]))\n"
+        "    elif line[:1] == '-': groups.discard(int(line[1:]))\n"
+        "for pgid in groups:\n"
+        "    try: os.killpg(pgid, signal.SIGKILL)\n"
+        "    except OSError: pass\n"
+    )
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc = subprocess.Popen([sys.executable, "-c", self.SCRIPT], stdin=subprocess.PIPE,
+                                      start_new_session=True, text=True, close_fds=True)
+
+    def send(self, line: str) -> None:
+        with self._lock:
+            if self._proc.stdin is not None:
+                try:
+                    self._proc.stdin.write(line + "\n")
+                    self._proc.stdin.flush()
+                except (BrokenPipeError, ValueError):
+                    pass
+
+
+_GUARD: _Guard | None = None
+_GUARD_LOCK = threading.Lock()
+
+
+def _guard() -> _Guard:
+    global _GUARD
+    with _GUARD_LOCK:
+        if _GUARD is None or _GUARD._proc.poll() is not None:
+            _GUARD = _Guard()
+        return _GUARD

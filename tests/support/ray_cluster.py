@@ -1,0 +1,157 @@
+"""A real multi-node Ray cluster on 127.0.0.1, inside a private network namespace.
+
+Every node is a `ray start --block` process in its own process group (Ray's daemons and workers stay
+in that group), so stopping the cluster is a SIGKILL per group and nothing it started survives. The
+namespace is held by a `sleep` started with `unshare -n`; the cluster and every command that must
+reach it run through `nsenter -n -t <holder>`, so no packet can leave loopback: Ray would otherwise
+advertise the machine's external address. Token auth (Ray's default) is on, with a token file of
+the test's own (RAY_AUTH_TOKEN_PATH), never the user's ~/.ray.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RAY_PORT = 6379
+
+
+def namespaces_available() -> str | None:
+    """None when a private network namespace can be made here, else the reason."""
+    if not shutil.which("unshare") or not shutil.which("nsenter") or not shutil.which("ip"):
+        return "unshare, nsenter and ip (util-linux, iproute2) are needed for a private network namespace"
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return f"cannot create a network namespace here: {probe.stderr.strip()}"
+    return None
+
+
+class LocalRayCluster:
+    def __init__(self, root: Path, workers: dict[str, dict[str, float]], cpus_per_worker: int = 2):
+        self.root = Path(root)
+        self.workers = workers  # name -> custom resources of that worker node
+        self.cpus_per_worker = cpus_per_worker
+        self.address = f"127.0.0.1:{RAY_PORT}"
+        self._holder: subprocess.Popen[bytes] | None = None
+        self._nodes: dict[str, subprocess.Popen[bytes]] = {}
+        self.token_path = self.root / "ray_token"
+        self.temp_dir = self.root / "ray"  # short: Ray's socket paths must stay under 107 bytes
+
+    # -- environment -------------------------------------------------------------------------
+    @property
+    def prefix(self) -> list[str]:
+        """Run a command inside the cluster's network namespace: prefix + argv."""
+        assert self._holder is not None
+        return ["nsenter", "-n", "-t", str(self._holder.pid), "--"]
+
+    def env(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        env = dict(os.environ if base is None else base)
+        env.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(self.token_path),
+                    "RAY_USAGE_STATS_ENABLED": "0", "RAY_ADDRESS": self.address,
+                    "RAY_SCHEDULER_EVENTS": "0", "PYTHONUNBUFFERED": "1"})
+        return env
+
+    # -- life cycle --------------------------------------------------------------------------
+    def start(self, timeout: float = 240.0) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.token_path.write_text(secrets.token_hex(32))
+        self.token_path.chmod(0o600)
+        self._holder = subprocess.Popen(["unshare", "-n", "--", "sleep", "infinity"], start_new_session=True)
+        deadline = time.monotonic() + 10
+        while True:  # the namespace exists once the holder has exec'd sleep
+            try:
+                if os.readlink(f"/proc/{self._holder.pid}/ns/net") != os.readlink("/proc/self/ns/net"):
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the network namespace holder did not start")
+            time.sleep(0.02)
+        subprocess.run([*self.prefix, "ip", "link", "set", "lo", "up"], check=True)
+        try:
+            self._start_node("head", ["--head", f"--port={RAY_PORT}", "--num-cpus=0",
+                                      "--include-dashboard=false", f"--temp-dir={self.temp_dir}",
+                                      '--resources={"tierbench_head": 1}'], timeout)
+            for name, resources in self.workers.items():
+                self._start_node(name, [f"--address={self.address}", f"--num-cpus={self.cpus_per_worker}",
+                                        f"--resources={json.dumps(resources)}"], timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_node(self, name: str, args: list[str], timeout: float) -> None:
+        ray_bin = str(Path(sys.executable).with_name("ray"))
+        log = open(self.root / f"{name}.log", "wb")
+        self._nodes[name] = subprocess.Popen(
+            [*self.prefix, ray_bin, "start", "--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
+             "--object-store-memory=80000000", *args],
+            env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while b"Ray runtime started" not in (self.root / f"{name}.log").read_bytes():
+            if self._nodes[name].poll() is not None:
+                raise RuntimeError(f"ray node {name} exited during start-up:\n"
+                                   + (self.root / f"{name}.log").read_text(errors="replace")[-3000:])
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"ray node {name} did not start within {timeout:.0f}s")
+            time.sleep(0.2)
+
+    def node_group(self, name: str) -> int:
+        return self._nodes[name].pid
+
+    def pids(self, name: str | None = None) -> list[int]:
+        """Live processes of one node (or of all nodes), found by process group."""
+        groups = {p.pid for n, p in self._nodes.items() if name is None or n == name}
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z" and int(fields[2]) in groups:
+                found.append(int(entry))
+        return found
+
+    def raylet_pid(self, name: str) -> int:
+        for pid in self.pids(name):
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "raylet":
+                    return pid
+            except OSError:
+                continue
+        raise LookupError(f"no raylet found for node {name}")
+
+    def stop(self) -> None:
+        """SIGKILL every node's process group and the namespace holder, then reap."""
+        for proc in self._nodes.values():
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for proc in self._nodes.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        if self._holder is not None:
+            try:
+                os.killpg(self._holder.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self._holder.wait(timeout=10)
+
+    def __enter__(self) -> "LocalRayCluster":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
