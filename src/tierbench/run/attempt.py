@@ -54,7 +54,7 @@ def execute_run(req: RunRequest) -> RunResult:
         agent_dir = layout.agent_dir(key)
         agent_dir.mkdir(parents=True, exist_ok=True)
         prompt_file = agent_dir / "prompt.md"
-        atomic_write_text(prompt_file, req.test.prompt)
+        atomic_write_text(prompt_file, req.test.prompt, durable=False)
         outcome = req.agent.run(_agent_context(req, workspace, agent_dir, prompt_file))
         if req.registry.closed:
             return _result(req, RunStatus.INTERRUPTED, outcome, started_at, clock, error="interrupted")
@@ -65,7 +65,7 @@ def execute_run(req: RunRequest) -> RunResult:
             return _archive_attempt(req, _result(req, RunStatus.ERROR, outcome, started_at, clock,
                                                  error=outcome.infra_error))
         diff = capture_diff(workspace, base)
-        atomic_write_text(agent_dir / "diff.patch", diff)
+        atomic_write_text(agent_dir / "diff.patch", diff, durable=False)
         judge_clock = time.monotonic()
         try:
             judgments = _judge(req, workspace, diff)
@@ -113,7 +113,8 @@ def _agent_context(req: RunRequest, workspace: Path, agent_dir: Path, prompt_fil
 def _judge(req: RunRequest, workspace: Path, diff: str) -> list[JudgeResult]:
     run_dir = req.layout.run_dir(req.key)
     checks = run_command_checks(req.test.rubric, workspace, run_dir / "judge" / "checks", req.registry)
-    atomic_write_json(run_dir / "judge" / "checks.json", [c.model_dump(mode="json") for c in checks])
+    atomic_write_json(run_dir / "judge" / "checks.json", [c.model_dump(mode="json") for c in checks],
+                      durable=False)
     judgments = []
     for index, judge in enumerate(req.judges, start=1):
         judge_dir = req.layout.judge_dir(req.key, index)
@@ -131,7 +132,7 @@ def _judge(req: RunRequest, workspace: Path, diff: str) -> list[JudgeResult]:
                                    error=f"{type(exc).__name__}: {exc}")
         if not judgment.duration_seconds:
             judgment.duration_seconds = time.monotonic() - started
-        atomic_write_json(judge_dir / "judgment.json", judgment)
+        atomic_write_json(judge_dir / "judgment.json", judgment, durable=False)
         judgments.append(judgment)
     return judgments
 
