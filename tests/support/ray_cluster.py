@@ -81,18 +81,23 @@ class LocalRayCluster:
                                       '--resources={"tierbench_head": 1}'], timeout)
             for name, resources in self.workers.items():
                 self._start_node(name, [f"--address={self.address}", f"--num-cpus={self.cpus_per_worker}",
-                                        f"--resources={json.dumps(resources)}"], timeout)
+                                        f"--resources={json.dumps(resources)}"], timeout,
+                                 {"TIERBENCH_RAY_WORKDIR": str(self.node_workdir(name))})
         except BaseException:
             self.stop()
             raise
 
-    def _start_node(self, name: str, args: list[str], timeout: float) -> None:
+    def node_workdir(self, name: str) -> Path:
+        """Where node `name` keeps its copy of an experiment: one per node, as on separate machines."""
+        return self.root / "nodes" / name
+
+    def _start_node(self, name: str, args: list[str], timeout: float, extra_env: dict[str, str] | None = None) -> None:
         ray_bin = str(Path(sys.executable).with_name("ray"))
         log = open(self.root / f"{name}.log", "wb")
         self._nodes[name] = subprocess.Popen(
             [*self.prefix, ray_bin, "start", "--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
              "--object-store-memory=80000000", *args],
-            env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            env={**self.env(), **(extra_env or {})}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout
         while b"Ray runtime started" not in (self.root / f"{name}.log").read_bytes():

@@ -186,11 +186,8 @@ class Coordinator:
         return None
 
     def _absorb_lost(self, key: RunKey, result: RunResult) -> None:
-        """An attempt lost with its machine: an infrastructure-error attempt naming the node, and the
-        run is relaunched (up to LOST_ATTEMPT_RELAUNCHES times in this session)."""
-        from tierbench.run.transfer import record_lost_attempt
-
-        record_lost_attempt(self.layout, key, result)
+        """An attempt lost with its machine (the executor archived it, naming the node): an
+        infrastructure-error attempt, and the run is relaunched up to LOST_ATTEMPT_RELAUNCHES times."""
         self.store.record_attempt(key, RunStatus.ERROR)
         lost = self._lost[key] = self._lost.get(key, 0) + 1
         if lost <= LOST_ATTEMPT_RELAUNCHES:

@@ -163,16 +163,24 @@ class RayExecutor(Executor):
         node = getattr(exc, "node_id", None) or task.node_id or _node_from_message(str(exc))
         if task.node_id is None and node:
             task.node_id = node
-        summary = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        message = f"{type(exc).__name__}: {summary}"
+        cause = getattr(exc, "cause", None)  # RayTaskError: the exception the task raised
+        shown = cause if isinstance(cause, BaseException) else exc
+        lines = [line for line in str(shown).strip().splitlines() if line.strip()]
+        message = f"{type(shown).__name__}: {lines[-1] if shown is cause and lines else (lines[0] if lines else '')}"
         if isinstance(exc, lost_types):
             return self._error(task, f"{message} (node {task.node_id or 'unknown'})", lost=True)
         return self._error(task, message)
 
     def _error(self, task: _Task, message: str, *, lost: bool = False,
                status: RunStatus = RunStatus.ERROR) -> Completion:
+        """An attempt that sent nothing back. An error is archived as attempts/NN/run_result.json
+        (naming the node when known), like any infrastructure error."""
+        from tierbench.run.transfer import record_lost_attempt
+
         result = RunResult(tier=task.key.tier, subtest=task.key.subtest, run_number=task.key.run, status=status,
-                           error=message, node_id=task.node_id)
+                           error=message, node_id=task.node_id, agent="", finished_at=_now())
+        if status is RunStatus.ERROR:
+            record_lost_attempt(self.layout, task.key, result)
         return Completion(task.key, result, lost=lost)
 
     def cancel_queued(self) -> list[RunKey]:
@@ -204,6 +212,12 @@ class RayExecutor(Executor):
                 pass
         self._tasks.clear()
         self._ray.shutdown()
+
+
+def _now() -> Any:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)
 
 
 def _node_from_message(text: str) -> str | None:
@@ -306,8 +320,10 @@ def _node_experiment(context: dict[str, Any], node_id: str) -> Path:
         shutil.rmtree(layout.test_snapshot, ignore_errors=True)
         bundle = root / "base.bundle"
         bundle.write_bytes(ray.get(context["bundle"]))
-        git("clone", "-q", "--no-checkout", str(bundle), str(layout.repo), cwd=root)
-        git("update-ref", _BASE_REF, context["base_commit"], cwd=layout.repo)
+        layout.repo.mkdir()
+        git("init", "-q", cwd=layout.repo)
+        git("fetch", "-q", str(bundle), f"{_BASE_REF}:{_BASE_REF}", cwd=layout.repo)
+        (layout.repo / ".git" / "tierbench-base").write_text(context["base_commit"] + "\n")
         bundle.unlink()
         layout.test_snapshot.mkdir(parents=True)
         with tarfile.open(fileobj=io.BytesIO(ray.get(context["test"])), mode="r:gz") as tar:
