@@ -71,6 +71,11 @@ def add_experiment_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate-limit-wait", dest="default_rate_limit_wait_seconds", type=_duration, default=None,
                         help="wait used when a rate limit names no reset time (default 60s)")
     parser.add_argument("--fresh", action="store_true", help="move the old results aside and start anew")
+    parser.add_argument("--executor", choices=["local", "ray"], default=None,
+                        help="where runs execute: local threads (default) or a Ray cluster")
+    parser.add_argument("--ray-address", default=None,
+                        help="Ray cluster to join (host:port, or auto); default: start a local Ray instance")
+    parser.add_argument("--run-cpus", type=float, default=None, help="CPUs each run reserves on a Ray node (default 1)")
 
 
 def _add_run_only_options(parser: argparse.ArgumentParser) -> None:
@@ -88,7 +93,8 @@ def requested_config(args: argparse.Namespace) -> dict[str, Any]:
     """The config fields the user actually gave (None for the rest)."""
     fields = ["tiers", "runs_per_subtest", "max_subtests", "agent", "agent_options", "model", "judges",
               "parallel", "timeout_seconds", "thinking", "keep_workspaces", "seed", "on_rate_limit",
-              "max_wait_seconds", "default_rate_limit_wait_seconds", "preflight", "stall_limit"]
+              "max_wait_seconds", "default_rate_limit_wait_seconds", "preflight", "stall_limit", "executor",
+              "run_cpus"]
     values = {name: getattr(args, name, None) for name in fields}
     if values["agent_options"] is not None:
         values["agent_options"] = dict(values["agent_options"])

@@ -112,7 +112,8 @@ def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
                                             config_hash=config.config_hash(), planned=plan_runs(config, opened.test))
         for fixed in load_notes.fixed:
             progress.message(f"fixed on load: {fixed}")
-        coordinator = Coordinator(layout, config, opened.test, store, progress)
+        coordinator = Coordinator(layout, config, opened.test, store, progress,
+                                  executor_factory=_executor_factory(config, getattr(args, "ray_address", None)))
         _install_signal_handlers(coordinator)
         _stop_with_parent_batch()
         try:
@@ -135,6 +136,20 @@ def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return outcome.exit_code
+
+
+def _executor_factory(config: Any, ray_address: str | None) -> Any:
+    """None for the local executor (the coordinator's default); a Ray executor maker for --executor ray."""
+    if config.executor != "ray":
+        return None
+
+    def make(coordinator: Any, base_commit: str) -> Any:
+        from tierbench.execute.ray import RayExecutor
+
+        return RayExecutor(layout=coordinator.layout, experiment_key=f"{config.experiment_id}-{config.config_hash()}",
+                           base_commit=base_commit, address=ray_address, run_cpus=config.run_cpus,
+                           parallel=config.parallel)
+    return make
 
 
 def _install_signal_handlers(coordinator: Any) -> None:

@@ -53,6 +53,8 @@ class ExperimentConfig(BaseModel):
     default_rate_limit_wait_seconds: float = Field(default=60.0, gt=0)
     preflight: bool = True
     stall_limit: int = Field(default=5, gt=0)
+    executor: Literal["local", "ray"] = "local"
+    run_cpus: float = Field(default=1.0, gt=0)
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     extensions: tuple[Extension, ...] = ()
 
@@ -81,6 +83,8 @@ CLI_FIELDS: dict[str, str] = {
     "default_rate_limit_wait_seconds": "--rate-limit-wait",
     "preflight": "--no-preflight",
     "stall_limit": "--stall-limit",
+    "executor": "--executor",
+    "run_cpus": "--run-cpus",
 }
 # Changes that only add work; allowed on an existing experiment with --extend.
 EXTENSIBLE = ("runs_per_subtest", "tiers", "max_subtests")

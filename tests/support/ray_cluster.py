@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,7 +43,7 @@ class LocalRayCluster:
         self._holder: subprocess.Popen[bytes] | None = None
         self._nodes: dict[str, subprocess.Popen[bytes]] = {}
         self.token_path = self.root / "ray_token"
-        self.temp_dir = self.root / "ray"  # short: Ray's socket paths must stay under 107 bytes
+        self.temp_dir: Path | None = None  # short, under /tmp: Ray's socket paths must stay under 107 bytes
 
     # -- environment -------------------------------------------------------------------------
     @property
@@ -63,6 +64,7 @@ class LocalRayCluster:
         self.root.mkdir(parents=True, exist_ok=True)
         self.token_path.write_text(secrets.token_hex(32))
         self.token_path.chmod(0o600)
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="tbray-", dir="/tmp"))
         self._holder = subprocess.Popen(["unshare", "-n", "--", "sleep", "infinity"], start_new_session=True)
         deadline = time.monotonic() + 10
         while True:  # the namespace exists once the holder has exec'd sleep
@@ -153,6 +155,8 @@ class LocalRayCluster:
             except (ProcessLookupError, PermissionError):
                 pass
             self._holder.wait(timeout=10)
+        if self.temp_dir is not None:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
 
     def __enter__(self) -> "LocalRayCluster":
         self.start()

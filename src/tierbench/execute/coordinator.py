@@ -22,7 +22,7 @@ from tierbench.agents import get_agent
 from tierbench.agents.base import Agent
 from tierbench.config import ExperimentConfig
 from tierbench.process import ProcessRegistry
-from tierbench.execute.executor import Completion, Executor
+from tierbench.execute.executor import Completion, Executor, ExecutorUnavailable
 from tierbench.execute.local import LocalExecutor
 from tierbench.execute.schedule import RunQueues
 from tierbench.run.attempt import RunRequest
@@ -105,7 +105,11 @@ class Coordinator:
                 self.store.record_rate_limit(limited)
         base_commit = prepare_base_repo(self.test, self.layout.repo)
         forget_stale_worktrees(self.layout.repo)  # left by a crash; no run is being set up yet
-        self.executor = self.make_executor(base_commit)
+        try:
+            self.executor = self.make_executor(base_commit)
+        except ExecutorUnavailable as exc:
+            self.store.close("failed")
+            return Outcome(EXIT_ERROR, str(exc), [str(exc)])
         self.progress.start(self.config.test_id, self._totals(), self._done_by_tier(),
                             self._passed(), self._cost_so_far())
         stall_error: str | None = None

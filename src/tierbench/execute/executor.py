@@ -21,6 +21,10 @@ from tierbench.run.attempt import RunRequest
 EXECUTORS = ("local", "ray")
 
 
+class ExecutorUnavailable(RuntimeError):
+    """The executor cannot start (Ray missing, cluster unreachable); the message says what to do."""
+
+
 @dataclass(frozen=True)
 class Completion:
     key: RunKey

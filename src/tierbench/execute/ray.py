@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tierbench.execute.executor import Completion, Executor
+from tierbench.execute.executor import Completion, Executor, ExecutorUnavailable
 from tierbench.models import RunKey, RunResult, RunStatus
 from tierbench.process import ProcessRegistry
 from tierbench.run.attempt import RunRequest
@@ -49,7 +49,7 @@ WORKDIR_ENV = "TIERBENCH_RAY_WORKDIR"
 _BASE_REF = "refs/tierbench/base"
 
 
-class RayUnavailable(RuntimeError):
+class RayUnavailable(ExecutorUnavailable):
     """Ray is not installed or the cluster cannot be reached; the message says what to do."""
 
 
@@ -89,6 +89,7 @@ class RayExecutor(Executor):
             raise RayUnavailable(f"cannot start or join Ray at {address or 'a new local instance'} "
                                  f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
                                  "Fix --ray-address (host:port or auto), or start the cluster first") from None
+        _reassert_signal_handlers()
         self._slots = SLOT_RESOURCE in ray.cluster_resources()
         self._context = {
             "experiment_key": experiment_key,
@@ -212,6 +213,19 @@ class RayExecutor(Executor):
                 pass
         self._tasks.clear()
         self._ray.shutdown()
+
+
+def _reassert_signal_handlers() -> None:
+    """Ray's core worker installs native handlers for fatal signals (SIGTERM among them) in the
+    driver; put the coordinator's Python handlers back, so SIGINT/SIGTERM still stop it cleanly."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if callable(handler) or handler in (signal.SIG_IGN, signal.SIG_DFL):
+            signal.signal(signum, handler)
 
 
 def _now() -> Any:
