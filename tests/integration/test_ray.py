@@ -43,9 +43,25 @@ def _cli(cluster: LocalRayCluster, *args: object, timeout: float = 400) -> subpr
                           timeout=timeout, env=cluster.env(cli_env()))
 
 
+_DRIVERS: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_driver_left():
+    """A failed test must not leave its coordinator (and its agents) running."""
+    yield
+    while _DRIVERS:
+        driver = _DRIVERS.pop()
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.communicate()
+
+
 def _start_cli(cluster: LocalRayCluster, *args: object) -> subprocess.Popen[str]:
-    return subprocess.Popen([*cluster.prefix, *tierbench_cmd(*args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=cluster.env(cli_env()), start_new_session=True)
+    driver = subprocess.Popen([*cluster.prefix, *tierbench_cmd(*args)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=cluster.env(cli_env()), start_new_session=True)
+    _DRIVERS.append(driver)
+    return driver
 
 
 def _run_args(test_dir: Path, results: Path, cluster: LocalRayCluster, *agent: str, runs: int = 2) -> list[object]:
@@ -147,6 +163,85 @@ def test_driver_sigkill_then_resume_runs_nothing_twice(tmp_path, cluster):
     _assert_whole(exp, _plan(runs=3), cluster)
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return any(_state(p) not in ("Z", "") for p in _members(pgid))
+
+
+def _started(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except OSError:
+        return ""
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""
+
+
+def _members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                    members.append(int(entry.name))
+            except OSError:
+                continue
+    return members
+
+
+def _ray_worker_of(pid: int) -> int:
+    """The Ray worker process an agent descends from."""
+    current = pid
+    while current > 1:
+        cmdline = _cmdline(current)
+        if b"ray::" in cmdline or b"default_worker.py" in cmdline:
+            return current
+        current = int(Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    raise LookupError(f"process {pid} does not descend from a Ray worker")
+
+
+def test_worker_sigkill_kills_its_agent_and_the_run_is_relaunched(tmp_path, cluster):
+    """The OOM killer's way: SIGKILL the Ray worker running an agent. Ray cannot clean up after a
+    SIGKILLed worker; the run's guard must kill the agent, and the run completes elsewhere."""
+    test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T0", "T1"), subtests=2)
+    results = tmp_path / "results"
+    exp = results / "calc"
+    driver = _start_cli(cluster, *_run_args(test_dir, results, cluster, "--agent", "command",
+                                            "--agent-opt", "cmd=sleep 25", runs=1))
+    nodes_dir = cluster.root / "nodes"
+    agents: list[int] = []
+
+    def agent_started() -> bool:
+        agents[:] = [pid for pid in _processes_under(nodes_dir) if _cmdline(pid).startswith(b"sleep")]
+        return bool(agents)
+
+    _wait_for(agent_started, 240, "an agent running on the cluster")
+    agent = agents[0]
+    group = os.getpgid(agent)
+    os.kill(_ray_worker_of(agent), signal.SIGKILL)
+    _wait_for(lambda: not _group_alive(group), 15, f"agent {agent}'s process group to die with its worker")
+    out, err = driver.communicate(timeout=400)
+    assert driver.returncode == 0, err[-4000:]
+    _assert_whole(exp, _plan(runs=1), cluster)
+    attempts = [json.loads(p.read_text()) for p in exp.glob("T*/*/run_*/attempts/*/run_result.json")]
+    assert len(attempts) == 1 and "WorkerCrashedError" in attempts[0]["error"] and attempts[0]["node_id"], attempts
+
+
 def test_raylet_kill_turns_runs_into_lost_attempts_that_complete_on_the_other_node(tmp_path, cluster):
     test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T0", "T1"), subtests=2)
     results = tmp_path / "results"
@@ -155,12 +250,12 @@ def test_raylet_kill_turns_runs_into_lost_attempts_that_complete_on_the_other_no
                                             "--agent-opt", "cmd=sleep 6", runs=2))
     node_a = cluster.node_workdir("a")
     _wait_for(lambda: len(_processes_under(node_a)) >= 1, 240, "agents running on node a")
-    victims = _processes_under(node_a)
+    victims = {pid: _started(pid) for pid in _processes_under(node_a)}
     os.kill(cluster.raylet_pid("a"), signal.SIGKILL)
-    # No agent process of the dead node lives on.
+    # No agent process of the dead node lives on (a PID reused by another process does not count).
     _wait_for(lambda: not _processes_under(node_a), 60, "node a's agents to die with their node")
-    assert all(not Path(f"/proc/{pid}").exists() or
-               Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z" for pid in victims)
+    survivors = [pid for pid, started in victims.items() if _state(pid) not in ("Z", "") and _started(pid) == started]
+    assert not survivors, f"agents of the dead node still run: {survivors}"
     out, err = driver.communicate(timeout=400)
     assert driver.returncode == 0, err[-4000:]
     on_disk = _assert_whole(exp, _plan(runs=2), cluster)

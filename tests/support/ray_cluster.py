@@ -34,6 +34,22 @@ def namespaces_available() -> str | None:
     return None
 
 
+def processes_under(path: Path) -> list[int]:
+    """Live PIDs whose working directory lies inside `path`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if cwd.startswith(str(path)) and state != "Z":
+            found.append(int(entry))
+    return found
+
+
 class LocalRayCluster:
     def __init__(self, root: Path, workers: dict[str, dict[str, float]], cpus_per_worker: int = 2):
         self.root = Path(root)
@@ -137,8 +153,36 @@ class LocalRayCluster:
                 continue
         raise LookupError(f"no raylet found for node {name}")
 
+    def descendants(self) -> list[int]:
+        """Every live process descending from a node (Ray workers have process groups of their own)."""
+        parents: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if fields[0] != "Z":
+                    parents[int(entry)] = int(fields[1])
+        roots = {p.pid for p in self._nodes.values()} | set(self.pids())
+        found = []
+        for pid in parents:
+            current = pid
+            while current in parents and current not in roots and current > 1:
+                current = parents[current]
+            if current in roots and pid not in roots:
+                found.append(pid)
+        return found
+
     def stop(self) -> None:
-        """SIGKILL every node's process group and the namespace holder, then reap."""
+        """SIGKILL every node's process group, everything descending from the nodes (workers and
+        what they started) and the namespace holder, then reap."""
+        strays = self.descendants()
+        for pid in strays:
+            try:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         for proc in self._nodes.values():
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -155,6 +199,17 @@ class LocalRayCluster:
             except (ProcessLookupError, PermissionError):
                 pass
             self._holder.wait(timeout=10)
+        # Agents whose worker died first were orphaned before the snapshot: find them by where they run.
+        for _ in range(20):
+            strays = processes_under(self.root)
+            if not strays:
+                break
+            for pid in strays:
+                try:
+                    os.killpg(os.getpgid(pid), signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.1)
         if self.temp_dir is not None:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
 

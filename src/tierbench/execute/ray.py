@@ -47,6 +47,10 @@ SLOT_RESOURCE = "tierbench_slot"
 # Where a node keeps its copy of each experiment's repository and test, and its runs in progress.
 WORKDIR_ENV = "TIERBENCH_RAY_WORKDIR"
 _BASE_REF = "refs/tierbench/base"
+# A worker that exits because its raylet died SIGKILLs its direct children, the run's guard among
+# them, which would leave the agents' own children running. Our workers leave that to the guard,
+# which kills each agent's whole process group once the worker is gone, however it died.
+_RUNTIME_ENV = {"env_vars": {"RAY_kill_child_processes_on_worker_exit": "false"}}
 
 
 class RayUnavailable(ExecutorUnavailable):
@@ -82,9 +86,10 @@ class RayExecutor(Executor):
         try:
             if address is None:  # a local instance with one slot per parallel run
                 ray.init(num_cpus=max(1, int(parallel * run_cpus + 0.999)), resources={SLOT_RESOURCE: parallel},
-                         include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+                         include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+                         runtime_env=_RUNTIME_ENV)
             else:
-                ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+                ray.init(address=address, logging_level="ERROR", log_to_driver=False, runtime_env=_RUNTIME_ENV)
         except Exception as exc:
             raise RayUnavailable(f"cannot start or join Ray at {address or 'a new local instance'} "
                                  f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "

@@ -9,6 +9,8 @@ serialised. Per run that is three git processes: `worktree add`, `add -A` and `d
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -19,7 +21,6 @@ from pathlib import Path
 from tierbench.spec import LoadedTest
 
 _WORKTREE_LOCK = threading.Lock()
-_SUBTEST_LOCK = threading.Lock()
 _SUBTEST_COMMITS: dict[tuple[str, str, str], str] = {}  # (repo, base, files digest) -> commit
 
 # Fixed identity and dates so commits tierbench makes are reproducible and need no user config.
@@ -116,8 +117,17 @@ def forget_stale_worktrees(repo: Path) -> int:
     return count
 
 
+@contextlib.contextmanager
+def _worktree_metadata_lock(repo: Path):  # type: ignore[no-untyped-def]
+    """Serialise changes to git's worktree metadata between threads and between processes (several
+    Ray workers of one node share that node's copy of the repository)."""
+    with _WORKTREE_LOCK, open(repo / ".git" / "tierbench-worktrees.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def create_worktree(repo: Path, workspace: Path, commit: str) -> None:
-    with _WORKTREE_LOCK:
+    with _worktree_metadata_lock(repo):
         if workspace.exists():  # left over from a crash: start this attempt clean
             shutil.rmtree(workspace, ignore_errors=True)
         # Only metadata for this very path can block the add; other stale entries are cleared at
@@ -131,7 +141,7 @@ def remove_worktree(repo: Path, workspace: Path) -> None:
     """Delete the worktree and git's metadata for it: what `git worktree remove --force` does, without
     the process."""
     shutil.rmtree(workspace, ignore_errors=True)
-    with _WORKTREE_LOCK:
+    with _worktree_metadata_lock(repo):
         forget_worktree(repo, workspace)
 
 
@@ -143,7 +153,10 @@ def subtest_commit(repo: Path, base: str, files: dict[str, str], label: str) -> 
         return base
     digest = hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()
     cache_key = (str(repo), base, digest)
-    with _SUBTEST_LOCK:
+    cached = _SUBTEST_COMMITS.get(cache_key)
+    if cached is not None:
+        return cached
+    with _worktree_metadata_lock(repo):  # several processes may share the repository (Ray workers)
         cached = _SUBTEST_COMMITS.get(cache_key)
         if cached is not None:
             return cached
