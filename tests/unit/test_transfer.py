@@ -23,6 +23,7 @@ def _node_run_dir(tmp_path):
     (run_dir / "judge" / "judge_01" / "judgment.json").write_text("{}\n")
     (run_dir / "attempts" / "01").mkdir(parents=True)
     (run_dir / "attempts" / "01" / "run_result.json").write_text('{"status": "rate_limited"}\n')
+    (run_dir / "transcript.jsonl").write_text("{}\n")  # sorts after run_result.json in the pack
     (run_dir / "workspace").mkdir()
     (run_dir / "workspace" / "big.bin").write_bytes(b"x" * 1000)
     result = RunResult(tier="T0", subtest="00", run_number=1, status=RunStatus.PASSED, node_id="n1")
@@ -43,7 +44,7 @@ def test_install_writes_everything_but_the_workspace_result_last_and_renumbers_a
     assert RunResult.model_validate_json(exp.run_result(KEY).read_text()).node_id == "n1"
     assert (exp.agent_dir(KEY) / "stdout.log").read_text() == "out\n"
     assert not (exp.agent_dir(KEY) / "partial.log").exists()
-    assert (exp.judge_dir(KEY, 1) / "judgment.json").exists()
+    assert (exp.judge_dir(KEY, 1) / "judgment.json").exists() and (exp.run_dir(KEY) / "transcript.jsonl").exists()
     assert (exp.attempts_dir(KEY) / "01" / "run_result.json").read_text() == '{"status": "error"}\n'
     assert (exp.attempts_dir(KEY) / "02" / "run_result.json").read_text() == '{"status": "rate_limited"}\n'
     assert not exp.workspace(KEY).exists()
