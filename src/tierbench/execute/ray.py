@@ -81,6 +81,7 @@ class RayExecutor(Executor):
                  address: str | None, run_cpus: float, parallel: int):
         ray = _import_ray()
         self._ray = ray
+        address = address or os.environ.get("RAY_ADDRESS") or None  # e.g. set by `tierbench batch`
         self.layout = layout
         self.run_cpus = run_cpus
         try:
