@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -202,6 +203,49 @@ def _members(pgid: int) -> list[int]:
             except OSError:
                 continue
     return members
+
+
+GATE_AGENT = """
+import json, pathlib, sys, time
+calls = pathlib.Path(sys.argv[1])
+with calls.open("a") as f:
+    f.write("x\\n")
+n = len(calls.read_text().splitlines())
+if n == 1:  # the first agent to start hits a quota while three others are busy and two runs queue
+    time.sleep(1.5)
+    print(json.dumps({"type": "result", "subtype": "success", "is_error": True,
+                      "result": "Claude AI usage limit reached|%d" % int(time.time() + 600)}))
+    sys.exit(1)
+time.sleep(6)
+print(json.dumps({"type": "result", "subtype": "success", "is_error": False, "result": "done"}))
+"""
+
+
+def test_a_rate_limit_on_one_node_closes_the_gate_for_the_cluster(tmp_path, cluster):
+    """Six runs, four slots: two runs queue. The first agent is rate limited; the coordinator stops
+    launching everywhere and cancels what has not started (the agent script counts its calls on
+    this machine's filesystem, which both test nodes share)."""
+    test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T0",), subtests=1)
+    script = tmp_path / "gate_agent.py"
+    script.write_text(GATE_AGENT)
+    calls = tmp_path / "calls"
+    results = tmp_path / "results"
+    exp = results / "calc"
+    proc = _cli(cluster, "run", test_dir, "--results-dir", results, "--runs", 6, "--parallel", 6,
+                "--executor", "ray", "--ray-address", cluster.address, "--no-preflight", "--no-report",
+                "--on-rate-limit", "exit", "--agent", "command", "--agent-opt", f"cmd={sys.executable} {script} {calls}")
+    assert proc.returncode == 2, proc.stderr[-4000:]
+    assert "Rate limited until" in proc.stderr
+    started = len(calls.read_text().splitlines())
+    # Four started at once; the freed slot may have been taken before the gate closed; the last
+    # queued run was withdrawn, never started.
+    assert 4 <= started <= 5, f"{started} agents started"
+    checkpoint = json.loads((exp / "checkpoint.json").read_text())
+    assert checkpoint["status"] == "paused_rate_limit" and checkpoint["rate_limited_attempts"] == 1
+    assert checkpoint["error_attempts"] == 0, "a withdrawn run is not an attempt"
+    assert len(completed_runs(exp)) == started - 1
+    limited = list(exp.glob("T0/00/run_*/attempts/*/run_result.json"))
+    assert len(limited) == 1 and json.loads(limited[0].read_text())["status"] == "rate_limited"
 
 
 def _ray_worker_of(pid: int) -> int:

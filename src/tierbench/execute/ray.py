@@ -106,7 +106,8 @@ class RayExecutor(Executor):
         self._remote = ray.remote(_run_on_node).options(
             num_returns="streaming", max_retries=0, num_cpus=run_cpus,
             resources={SLOT_RESOURCE: 1} if self._slots else None)
-        self._tasks: dict[Any, _Task] = {}
+        self._tasks: dict[int, _Task] = {}  # by id() of the task's generator
+        self._early: list[Completion] = []  # ended while cancel_queued took in start reports
         self._closed = False
 
     @property
@@ -118,20 +119,22 @@ class RayExecutor(Executor):
         spec = {"key": request.key, "config": request.config, "subtest": request.subtest,
                 "agent": request.agent.name, "base_commit": request.base_commit}
         generator = self._remote.remote(spec, [self._context])  # nested: refs resolve on the node, once
-        self._tasks[generator] = _Task(request.key, generator)
+        self._tasks[id(generator)] = _Task(request.key, generator)
 
     def poll(self, timeout: float) -> list[Completion]:
+        completions, self._early = self._early, []
         if not self._tasks:
-            return []
+            return completions
         ray = self._ray
-        ready, _ = ray.wait(list(self._tasks), num_returns=1, timeout=timeout, fetch_local=True)
+        generators = [task.generator for task in self._tasks.values()]
+        ready, _ = ray.wait(generators, num_returns=1, timeout=0 if completions else timeout, fetch_local=True)
         if ready:
-            ready, _ = ray.wait(list(self._tasks), num_returns=len(self._tasks), timeout=0, fetch_local=True)
-        completions = []
+            ready, _ = ray.wait(generators, num_returns=len(generators), timeout=0, fetch_local=True)
         for generator in ready:
-            completion = self._step(self._tasks[generator])
-            if completion is not None or generator not in self._tasks or self._tasks[generator].withdrawn:
-                pass
+            task = self._tasks.get(id(generator))
+            if task is None:
+                continue
+            completion = self._step(task)
             if completion is not None:
                 completions.append(completion)
         return completions
@@ -143,15 +146,15 @@ class RayExecutor(Executor):
             ref = next(task.generator)
             item = ray.get(ref)
         except StopIteration:  # ended without a payload (cannot happen for a task that ran to its end)
-            self._tasks.pop(task.generator, None)
+            self._tasks.pop(id(task.generator), None)
             return self._error(task, "the Ray task ended without sending its run back", lost=True)
         except Exception as exc:
-            self._tasks.pop(task.generator, None)
+            self._tasks.pop(id(task.generator), None)
             return self._failure(task, exc)
         if "started_on" in item:
             task.node_id = item["started_on"]
             return None
-        self._tasks.pop(task.generator, None)
+        self._tasks.pop(id(task.generator), None)
         from tierbench.run.transfer import install_run_dir
 
         install_run_dir(self.layout, task.key, item["files"])
@@ -191,6 +194,17 @@ class RayExecutor(Executor):
         return Completion(task.key, result, lost=lost)
 
     def cancel_queued(self) -> list[RunKey]:
+        # First take in every start report already sent, so a run that has just started is not
+        # mistaken for a queued one (cancelling it would kill an agent that is spending money).
+        quiet = [task.generator for task in self._tasks.values() if task.node_id is None and not task.withdrawn]
+        if quiet:
+            ready, _ = self._ray.wait(quiet, num_returns=len(quiet), timeout=0.2, fetch_local=True)
+            for generator in ready:
+                task = self._tasks.get(id(generator))
+                if task is not None:
+                    completion = self._step(task)
+                    if completion is not None:
+                        self._early.append(completion)
         withdrawn = []
         for task in self._tasks.values():
             if task.node_id is None and not task.withdrawn:
