@@ -157,7 +157,8 @@ class Coordinator:
         self.progress.run_finished(str(key), status.value, result.judge_score, result.cost_usd,
                                    result.duration_seconds)
         if completion.lost:
-            return self._absorb_lost(key, result)
+            self._absorb_lost(key, result)
+            return None
         if status.is_result:
             if key not in self.store.completed:
                 self.store.record_run(key, status)
@@ -201,7 +202,6 @@ class Coordinator:
         else:
             self.queues.set_aside([key])
             self.progress.message(f"{key}: {result.error}; lost {lost} times, left pending", error=True)
-        return None
 
     def _stop_launching(self) -> None:
         self.queues.set_aside_all()  # nothing new launches in this session

@@ -300,7 +300,10 @@ def _execute_here(spec: dict[str, Any], context: dict[str, Any], node_id: str) -
     config = spec["config"]
     key: RunKey = spec["key"]
     registry = _GuardedRegistry()
-    request = RunRequest(key=key, layout=layout, config=config, test=load_test(layout.test_snapshot),
+    test = _TESTS.get(root)
+    if test is None:
+        test = _TESTS[root] = load_test(layout.test_snapshot)
+    request = RunRequest(key=key, layout=layout, config=config, test=test,
                          subtest=spec["subtest"], base_commit=spec["base_commit"], agent=get_agent(spec["agent"]),
                          judges=[make_judge(judge) for judge in config.judges], registry=registry)
     try:
@@ -331,6 +334,7 @@ def _stamp_node(run_dir: Path, node_id: str) -> None:
 
 
 _NODE_SETUP_LOCK = threading.Lock()
+_TESTS: dict[Path, Any] = {}  # this worker's loaded test snapshots, by node experiment root
 
 
 def _node_experiment(context: dict[str, Any], node_id: str) -> Path:
