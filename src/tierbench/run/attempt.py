@@ -78,6 +78,8 @@ def execute_run(req: RunRequest) -> RunResult:
         result = _graded_result(req, outcome, judgments, started_at, clock, time.monotonic() - judge_clock)
         if result.status is RunStatus.ERROR:
             return _archive_attempt(req, result)
+        if not req.config.keep_workspaces:  # before the result: a recorded run never leaves a workspace
+            _remove_workspace(layout.repo, workspace)
         atomic_write_json(layout.run_result(key), result)
         return result
     except Exception as exc:  # infrastructure trouble (git, disk): an error attempt, never a result
@@ -91,10 +93,14 @@ def execute_run(req: RunRequest) -> RunResult:
             return result
     finally:
         if not req.config.keep_workspaces and workspace.exists():
-            try:
-                remove_worktree(layout.repo, workspace)
-            except Exception:
-                pass  # `check` reports stale worktrees; a failed cleanup must not lose the result
+            _remove_workspace(layout.repo, workspace)
+
+
+def _remove_workspace(repo: Path, workspace: Path) -> None:
+    try:
+        remove_worktree(repo, workspace)
+    except Exception:
+        pass  # `check` reports stale worktrees; a failed cleanup must not lose the result
 
 
 def _agent_context(req: RunRequest, workspace: Path, agent_dir: Path, prompt_file: Path) -> AgentContext:
