@@ -8,7 +8,7 @@ CLAUDE_CODE_DIR := .tools/claude-code
 CLAUDE_BIN := $(CLAUDE_CODE_DIR)/node_modules/.bin/claude
 DEMO_RESULTS ?= results/demo
 
-.PHONY: install dev claude-code demo test clean
+.PHONY: install dev claude-code demo test typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,12 @@ claude-code:
 demo: install
 	$(BIN)/tierbench batch examples/tests --results-dir $(DEMO_RESULTS) --agent demo --threads 2
 
-test: dev claude-code
+test: dev claude-code typecheck
 	TIERBENCH_CLAUDE_BIN="$(abspath $(CLAUDE_BIN))" $(BIN)/python -m pytest -q -p no:cacheprovider
+
+# mypy over src/ (settings in pyproject.toml); part of `make test`.
+typecheck: dev
+	$(BIN)/python -m mypy
 
 clean:
 	rm -rf $(VENV) .tools results

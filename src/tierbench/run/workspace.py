@@ -16,9 +16,11 @@ import os
 import shutil
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from tierbench.spec import LoadedTest
+from tierbench.store.repair import forget_stale_worktrees  # noqa: F401  (the store owns repo/ metadata)
 
 _WORKTREE_LOCK = threading.Lock()
 _SUBTEST_COMMITS: dict[tuple[str, str, str], str] = {}  # (repo, base, files digest) -> commit
@@ -99,26 +101,8 @@ def forget_worktree(repo: Path, workspace: Path) -> bool:
     return forgotten
 
 
-def forget_stale_worktrees(repo: Path) -> int:
-    """Drop git's metadata for every worktree that is incomplete (an add killed before it wrote
-    `commondir`/`gitdir`) or whose directory is gone, locked or not. Any such entry makes every later
-    `git worktree add` fail. Call only while no run is being set up: at coordinator start, in repair."""
-    admin = repo / ".git" / "worktrees"
-    count = 0
-    if admin.is_dir():
-        for entry in admin.iterdir():
-            try:
-                gitdir = Path((entry / "gitdir").read_text().strip())
-            except OSError:
-                gitdir = None
-            if gitdir is None or not (entry / "commondir").exists() or not gitdir.exists():
-                shutil.rmtree(entry, ignore_errors=True)
-                count += 1
-    return count
-
-
 @contextlib.contextmanager
-def _worktree_metadata_lock(repo: Path):  # type: ignore[no-untyped-def]
+def _worktree_metadata_lock(repo: Path) -> Iterator[None]:
     """Serialise changes to git's worktree metadata between threads and between processes (several
     Ray workers of one node share that node's copy of the repository)."""
     with _WORKTREE_LOCK, open(repo / ".git" / "tierbench-worktrees.lock", "a") as handle:
