@@ -299,7 +299,8 @@ def _execute_here(spec: dict[str, Any], context: dict[str, Any], node_id: str) -
     layout = ExperimentLayout(root)
     config = spec["config"]
     key: RunKey = spec["key"]
-    registry = _GuardedRegistry()
+    guard = _Guard()
+    registry = _GuardedRegistry(guard)
     test = _TESTS.get(root)
     if test is None:
         test = _TESTS[root] = load_test(layout.test_snapshot)
@@ -310,7 +311,7 @@ def _execute_here(spec: dict[str, Any], context: dict[str, Any], node_id: str) -
         result = execute_run(request)
     finally:
         registry.kill_all()
-        registry.release()
+        guard.close()
     result.node_id = node_id
     run_dir = layout.run_dir(key)
     _stamp_node(run_dir, node_id)
@@ -371,25 +372,26 @@ def _node_experiment(context: dict[str, Any], node_id: str) -> Path:
 
 
 class _GuardedRegistry(ProcessRegistry):
-    """A ProcessRegistry that also tells this worker's guard process about every process group."""
+    """A ProcessRegistry that also tells the run's guard process about every process group."""
+
+    def __init__(self, guard: "_Guard") -> None:
+        super().__init__()
+        self._guard = guard
 
     def _add(self, pgid: int) -> bool:
         added = super()._add(pgid)
         if added:
-            _guard().send(f"+{pgid}")
+            self._guard.send(f"+{pgid}")
         return added
 
     def _remove(self, pgid: int) -> None:
         super()._remove(pgid)
-        _guard().send(f"-{pgid}")
-
-    def release(self) -> None:
-        pass
+        self._guard.send(f"-{pgid}")
 
 
 class _Guard:
-    """A child process that kills the process groups it was told about once this worker's end of
-    the pipe closes without a goodbye: the worker died (SIGKILL, node loss) mid-run."""
+    """A child process, one per run, that kills the process groups it was told about once the
+    worker's end of the pipe closes without a goodbye: the worker died (SIGKILL, node loss) mid-run."""
 
     SCRIPT = (
         "import os, signal, sys\n"
@@ -412,21 +414,24 @@ class _Guard:
 
     def send(self, line: str) -> None:
         with self._lock:
-            if self._proc.stdin is not None:
+            if self._proc.stdin is not None and not self._proc.stdin.closed:
                 try:
                     self._proc.stdin.write(line + "\n")
                     self._proc.stdin.flush()
                 except (BrokenPipeError, ValueError):
                     pass
 
-
-_GUARD: _Guard | None = None
-_GUARD_LOCK = threading.Lock()
-
-
-def _guard() -> _Guard:
-    global _GUARD
-    with _GUARD_LOCK:
-        if _GUARD is None or _GUARD._proc.poll() is not None:
-            _GUARD = _Guard()
-        return _GUARD
+    def close(self) -> None:
+        """The run ended normally (its groups are already killed): let the guard go."""
+        self.send("bye")
+        with self._lock:
+            if self._proc.stdin is not None:
+                try:
+                    self._proc.stdin.close()
+                except BrokenPipeError:
+                    pass
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
