@@ -86,6 +86,7 @@ class ExperimentStatus(str, Enum):
     INTERRUPTED = "interrupted"
     COMPLETED = "completed"
     FAILED = "failed"
+    BUDGET_REACHED = "budget_reached"  # --budget-usd stopped it; a rerun with more continues
 
 
 def grade_for(score: float) -> str:
@@ -135,6 +136,27 @@ class ToolUsage(BaseModel):
     turns: int | None = None
 
 
+class ConfigSize(BaseModel):
+    """How big a run's resolved configuration was, so outcomes can be related to it."""
+
+    claude_md_lines: int = 0
+    skills: int = 0
+    agents: int = 0
+    mcp_servers: int = 0
+    files: int = 0
+
+
+class Isolation(BaseModel):
+    """How a run was kept apart from the researcher's machine. Names only, never values."""
+
+    sandbox: str = "none"  # "bwrap" | "none"
+    network: str = "shared"  # "shared" | "none" (loopback only; needs the sandbox)
+    note: str = ""  # why the sandbox is what it is, e.g. "sandbox off: bubblewrap ... (--sandbox auto)"
+    private_home: bool = False  # the agent ran with a fresh home/config directory of its own
+    carried_env: list[str] = Field(default_factory=list)  # host environment variables passed through
+    carried_files: list[str] = Field(default_factory=list)  # files copied into the agent home
+
+
 class RateLimitKind(str, Enum):
     TRANSIENT = "transient"  # 429 / overloaded: a short wait
     QUOTA = "quota"  # usage limit, 5-hour or weekly quota: a long wait
@@ -167,13 +189,15 @@ class AgentOutcome(BaseModel):
     rate_limit: RateLimitInfo | None = None
     infra_error: str | None = None  # set when the agent could not do its job for a non-task reason
     command: list[str] = Field(default_factory=list)
+    carried_files: list[str] = Field(default_factory=list)  # credentials etc. copied into the agent home
 
 
 class ItemScore(BaseModel):
     id: str
-    score: float  # 0..1 fraction of the item's points earned
+    score: float | None  # 0..1 fraction of the item's points earned; None when not applicable (na)
     passed: bool | None = None
     reasoning: str = ""
+    na: bool = False  # the item's na_condition held: it leaves the score's denominator
 
 
 class JudgeResult(BaseModel):
@@ -222,6 +246,8 @@ class RunResult(BaseModel):
     rate_limit: RateLimitInfo | None = None
     agent: str = ""
     model: str | None = None
+    config_size: ConfigSize | None = None  # of the resolved subtest; details in the run's config.json
+    isolation: Isolation | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     node_id: str | None = None  # the Ray node that ran this attempt; None when it ran locally

@@ -29,6 +29,7 @@ RUN_COMMANDS: frozenset[str] = frozenset({"run", "resume"})
 Shape = Literal["value", "list", "repeat", "pairs", "switch", "negated"]
 Thinking = Literal["None", "Low", "High", "UltraThink"]
 RateLimitPolicy = Literal["auto", "wait", "exit"]
+SandboxMode = Literal["auto", "bwrap", "none"]
 
 
 # -- parsers for option values (argparse `type=`) -------------------------------------------------
@@ -50,6 +51,17 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value > 0:
         raise argparse.ArgumentTypeError("must be a positive number")
+    return value
+
+
+def usd_amount(text: str) -> float:
+    """A positive amount in USD (e.g. 25 or 7.50)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount in USD (like 25 or 7.50)") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive amount in USD")
     return value
 
 
@@ -114,7 +126,8 @@ class ExperimentOptions(BaseModel):
         "--max-subtests", "at most this many subtests per tier (default: all)", parse=positive_int,
         extendable=True)] = None
     agent: Annotated[str, Opt(
-        "--agent", "the agent under test: demo | command | claude-code (default demo)")] = "demo"
+        "--agent", "the agent under test: demo | command | claude-code | codex | gemini | opencode | aider | "
+        "mini-swe-agent (default demo)")] = "demo"
     agent_options: Annotated[dict[str, str], Opt(
         "--agent-opt", "an option of the agent adapter; repeatable", shape="pairs", parse=key_value,
         metavar="KEY=VALUE")] = Field(default_factory=dict)
@@ -148,6 +161,9 @@ class ExperimentOptions(BaseModel):
     stall_limit: Annotated[int, Field(gt=0), Opt(
         "--stall-limit", "stop after this many consecutive identical infrastructure errors (default 5)",
         parse=positive_int)] = 5
+    sandbox: Annotated[SandboxMode, Opt(
+        "--sandbox", "confine agents and checks with bubblewrap: auto (the default: when it works here), "
+        "bwrap (fail if it cannot) or none", choices=("auto", "bwrap", "none"))] = "auto"
     executor: Annotated[Literal["local", "ray"], Opt(
         "--executor", "where runs execute: threads on this machine (local, default) or a Ray cluster (ray)",
         choices=("local", "ray"))] = "local"
@@ -182,6 +198,14 @@ class Options(ExperimentOptions):
     retry_errors: Annotated[bool, Opt(
         "--retry-errors", "run again the tests whose entry is an error", shape="switch", saved=False,
         commands=frozenset({"batch"}))] = False
+    # Not saved: each invocation states the budget it allows (a rerun without it keeps the one in
+    # the checkpoint; a different one is recorded in the config's extensions). See execute/budget.py.
+    budget_usd: Annotated[float | None, Field(gt=0), Opt(
+        "--budget-usd", "launch no run whose forecast cost would take the spend past USD (on a "
+        "batch: all its tests together)", parse=usd_amount, metavar="USD", saved=False)] = None
+    budget_scope: Annotated[Path | None, Opt(
+        "--budget-scope", argparse.SUPPRESS, parse=Path, saved=False,
+        commands=frozenset({"run"}))] = None  # set by batch for its children: the shared budget's dir
 
 
 def option_meta(name: str) -> Opt:

@@ -5,6 +5,10 @@
         env["ANTHROPIC_BASE_URL"] = api.url
         ... run claude ...
     api.requests          # every request, in order, with its parsed JSON body and how it was routed
+    api.bodies_text()     # every request body as one string, e.g. to grep for leaked markers
+
+With `log_path=`, every request is also appended to that file as it arrives, one JSON line each
+({"method", "path", "route", "status", "body"}), so a test (or a person) can grep what reached the API.
 
 What it serves:
   POST /v1/messages               streaming (SSE) and non-streaming, from the script
@@ -23,6 +27,9 @@ only `POST /v1/messages?beta=true` with `stream: true` (plus `HEAD /api/hello` w
 traffic is allowed). Conversation messages may include `role: "system"` entries; they are not
 counted as turns.
 
+MCP. `mcp_tool_turn("probe", "whoami")` scripts a call of an MCP server's tool by the name the CLI
+gives it (`mcp__probe__whoami`); `offered_mcp_tools(request.body)` lists the MCP tools a request offered.
+
 Errors. `error=rate_limited(retry_after=3)` answers every /v1/messages* request with 429 and a
 `retry-after` header (or only the first `count` of them); `auth_error()` does the same with 401.
 
@@ -37,10 +44,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any, Callable
 
 from tests.support.loopback import LoopbackServer
@@ -53,6 +62,9 @@ __all__ = [
     "Turn",
     "Usage",
     "auth_error",
+    "mcp_tool_name",
+    "mcp_tool_turn",
+    "offered_mcp_tools",
     "rate_limited",
     "text_turn",
     "tool_turn",
@@ -97,6 +109,23 @@ class Turn:
 
 def tool_turn(name: str, input: dict[str, Any], *, text: str | None = None, usage: Usage | None = None) -> Turn:
     return Turn(text=text, tool_uses=(ToolUse(name, input),), usage=usage or Usage())
+
+
+def mcp_tool_name(server: str, tool: str) -> str:
+    """The name Claude Code gives an MCP server's tool (checked with CLI 2.1.330)."""
+    return f"mcp__{server}__{tool}"
+
+
+def mcp_tool_turn(server: str, tool: str, input: dict[str, Any] | None = None, *, text: str | None = None,
+                  usage: Usage | None = None) -> Turn:
+    """A turn that calls the tool `tool` of the MCP server `server` by name."""
+    return tool_turn(mcp_tool_name(server, tool), input or {}, text=text, usage=usage)
+
+
+def offered_mcp_tools(body: Any) -> set[str]:
+    """Every MCP tool name a request offers the model. The CLI defers MCP tools behind ToolSearch,
+    so their names appear in the request text rather than only in `tools`; search all of it."""
+    return set(re.findall(r"mcp__[A-Za-z0-9_-]+?__[A-Za-z0-9_-]+", json.dumps(body)))
 
 
 def text_turn(text: str, *, usage: Usage | None = None) -> Turn:
@@ -164,6 +193,7 @@ class FakeAnthropic(LoopbackServer):
         side_usage: Usage = Usage(input_tokens=0, output_tokens=0),
         max_lifetime: float = 300.0,
         main_when: Callable[[dict[str, Any]], bool] | None = None,
+        log_path: Path | None = None,
     ) -> None:
         self.script = list(script or [])
         self.error = error
@@ -173,6 +203,7 @@ class FakeAnthropic(LoopbackServer):
         self.max_lifetime = max_lifetime
         self.main_when = main_when
         self.requests: list[RecordedRequest] = []
+        self.log_path = log_path
         self._lock = threading.Lock()
         self._errors_sent = 0
 
@@ -200,6 +231,10 @@ class FakeAnthropic(LoopbackServer):
                 totals[k] += v
         return Usage(**totals)
 
+    def bodies_text(self) -> str:
+        with self._lock:
+            return "\n".join(json.dumps(r.body) for r in self.requests)
+
     def paths(self) -> list[str]:
         with self._lock:
             return [f"{r.method} {r.path} -> {r.status} ({r.route})" for r in self.requests]
@@ -209,6 +244,10 @@ class FakeAnthropic(LoopbackServer):
     def _record(self, req: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(req)
+            if self.log_path is not None:
+                with open(self.log_path, "a", encoding="utf-8") as log:
+                    log.write(json.dumps({"method": req.method, "path": req.path, "route": req.route,
+                                          "status": req.status, "body": req.body}) + "\n")
 
     def _take_error(self) -> ErrorMode | None:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -78,3 +79,28 @@ def test_subtest_commit_carries_the_files_once_and_keeps_them_out_of_the_diff(tm
     assert not workspace.exists() and not list((repo / ".git" / "worktrees").iterdir())
     create_worktree(repo, workspace, commit)  # the same path again: nothing left to block it
     assert (workspace / "CLAUDE.md").exists()
+
+
+def test_library_scripts_are_committed_executable(tmp_path):
+    repo, head = _repo(tmp_path)
+    workspace = tmp_path / "ws"
+    create_worktree(repo, workspace, head)
+    script = ".claude/skills/s/scripts/run.sh"
+    base = commit_subtest_files(workspace, {script: "#!/bin/sh\necho ran\n", ".claude/skills/s/SKILL.md": "s\n"},
+                                "T1/00", [script])
+    assert os.access(workspace / script, os.X_OK) and not os.access(workspace / ".claude/skills/s/SKILL.md", os.X_OK)
+    assert subprocess.run([str(workspace / script)], capture_output=True, text=True).stdout == "ran\n"
+    assert capture_diff(workspace, base) == ""  # the mode is committed, not a change by the agent
+
+
+def test_subtest_commit_keeps_library_scripts_executable(tmp_path):
+    from tierbench.run.workspace import subtest_commit
+
+    repo, head = _repo(tmp_path)
+    script = ".claude/skills/s/scripts/run.sh"
+    commit = subtest_commit(repo, head, {script: "#!/bin/sh\necho ran\n", ".claude/skills/s/SKILL.md": "s\n"},
+                            "T1/00", [script])
+    workspace = tmp_path / "run_02" / "workspace"
+    create_worktree(repo, workspace, commit)
+    assert os.access(workspace / script, os.X_OK) and not os.access(workspace / ".claude/skills/s/SKILL.md", os.X_OK)
+    assert capture_diff(workspace, commit) == ""

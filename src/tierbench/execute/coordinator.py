@@ -5,8 +5,8 @@ stats.json). An executor (execute/executor.py: a local thread pool, or Ray tasks
 and hands back completions. Scheduling keeps ready queues and counters per tier (execute/schedule.py),
 so launching and recording a run never walk the plan.
 
-Exit codes: 0 done, 1 error (infrastructure errors left runs pending, or the stall breaker
-tripped), 2 rate limited and not waiting, 130 interrupted.
+Exit codes: 0 done, 1 error (infrastructure errors left runs pending, the stall breaker tripped,
+or the budget was reached), 2 rate limited and not waiting, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable
 
 from tierbench.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_RATE_LIMITED
+from tierbench.execute import budget as budgeting
 from tierbench.agents import get_agent
 from tierbench.agents.base import Agent
 from tierbench.config import ExperimentConfig
@@ -26,16 +28,20 @@ from tierbench.execute.executor import Completion, Executor, ExecutorUnavailable
 from tierbench.execute.local import LocalExecutor
 from tierbench.execute.schedule import RunQueues
 from tierbench.run.attempt import RunRequest
+from tierbench.reaper import experiment_prefix, kill_marked, new_session
+from tierbench.run.private import clear_private_spaces
+from tierbench.sandbox import SandboxChoice, SandboxUnavailable, choose_sandbox
 from tierbench.run.workspace import forget_stale_worktrees, prepare_base_repo
 from tierbench.judges import make_judge
 from tierbench.options import should_wait
 from tierbench.models import ExperimentStatus, RateLimitInfo, RunKey, RunResult, RunStatus
 from tierbench.plan import (BestSubtest, SubtestScores, choose_best, experiment_tiers, merge_inherited,
-                            plan_runs, tier_dependencies)
+                            plan_runs, previous_tier, tier_dependencies)
 from tierbench.progress import ProgressSink
 from tierbench.ratelimit import local_reset_time
 from tierbench.spec import LoadedTest, Subtest
 from tierbench.store.layout import ExperimentLayout
+from tierbench.store.shared_budget import budget_lock, sibling_spend
 from tierbench.store.state import StateStore
 
 _POLL_SECONDS = 0.25
@@ -53,10 +59,19 @@ class Outcome:
 
 class Coordinator:
     def __init__(self, layout: ExperimentLayout, config: ExperimentConfig, test: LoadedTest,
-                 store: StateStore, progress: ProgressSink,
+                 store: StateStore, progress: ProgressSink, budget_usd: float | None = None,
+                 budget_scope: Path | None = None,
                  executor_factory: Callable[["Coordinator", str], Executor] | None = None):
         self.layout, self.config, self.test, self.store, self.progress = layout, config, test, store, progress
-        self.registry = ProcessRegistry()
+        self.budget_usd = budget_usd
+        self.budget_scope = budget_scope  # a batch's results dir: the budget covers all its tests
+        self._others = (0.0, 0.0, 0)  # (spent, committed, results) of the batch's other tests
+        self._costs = budgeting.CostModel()
+        self._spent = 0.0
+        self._committed: dict[RunKey, float] = {}
+        self._budget_stop: budgeting.Decision | None = None
+        self.registry = ProcessRegistry(session=new_session(layout.root))
+        self._sandbox: SandboxChoice | None = None
         self.plan = plan_runs(config, test)
         self.tiers = experiment_tiers(config, test)
         self.queues = RunQueues(self.plan, self.tiers,
@@ -67,6 +82,7 @@ class Coordinator:
         self._stop = threading.Event()
         self._in_flight: dict[RunKey, float] = {}
         self._lost: dict[RunKey, int] = {}  # attempts lost with their machine this session, per run
+        self._errored: set[RunKey] = set()  # infrastructure errors this session: retried on the next command
         self._agents: dict[str, Agent] = {}
         self._judges = [make_judge(spec) for spec in config.judges]
         self._best: dict[str, BestSubtest | None] = {}
@@ -88,10 +104,33 @@ class Coordinator:
     # -- main loop ---------------------------------------------------------------------------
     def run(self) -> Outcome:
         try:
+            try:
+                self._sandbox = choose_sandbox(self.config.sandbox)
+            except SandboxUnavailable as exc:
+                self.store.close(ExperimentStatus.FAILED)
+                return Outcome(EXIT_ERROR, str(exc), [str(exc)])
+            self.progress.message(self._sandbox.note)
+            self._reap_earlier_sessions()
             return self._run()
         finally:
+            self._record_launches()
             if self.executor is not None:
                 self.executor.shutdown()
+            self.registry.shutdown()
+
+    def _reap_earlier_sessions(self) -> None:
+        """Before any run is (re)launched: nothing an earlier coordinator of this experiment started
+        may still run (we hold the experiment lock, so any such process is an orphan), and no private
+        space (which may hold a copied credential) is left behind."""
+        killed = kill_marked(experiment_prefix(self.layout.root))
+        if killed:
+            self.store.record_reap(killed, "left running by an earlier coordinator of this experiment")
+            self.progress.message(f"killed {len(killed)} process(es) an earlier coordinator left running")
+        clear_private_spaces(self.layout.private_root)
+
+    def _record_launches(self) -> None:
+        if not self.store.closed:
+            self.store.record_launches(self.registry.drain_started(), self.registry.session)
 
     def _run(self) -> Outcome:
         self._expire_rate_limit()
@@ -104,6 +143,8 @@ class Coordinator:
             limited = self._preflight()
             if limited is not None:
                 self.store.record_rate_limit(limited)
+        if self.budget_usd is not None:
+            self._open_budget()
         base_commit = prepare_base_repo(self.test, self.layout.repo)
         forget_stale_worktrees(self.layout.repo)  # left by a crash; no run is being set up yet
         try:
@@ -129,6 +170,7 @@ class Coordinator:
             if not self._in_flight:
                 break
             completions = self.executor.poll(_POLL_SECONDS)
+            self._record_launches()
             if not completions:
                 self.progress.tick()
                 continue
@@ -142,11 +184,14 @@ class Coordinator:
             key = self.queues.next_ready()
             if key is None:
                 return
+            if self.budget_usd is not None and not self._within_budget(key):
+                self.queues.give_back(key)  # re-examined on the next pass
+                return
             subtest = self._resolved_subtest(key.tier, key.subtest)
             request = RunRequest(key=key, layout=self.layout, config=self.config, test=self.test,
                                  subtest=subtest, base_commit=base_commit,
                                  agent=self._agent(subtest.agent or self.config.agent),
-                                 judges=self._judges, registry=self.registry)
+                                 judges=self._judges, registry=self.registry, sandbox=self._sandbox)
             self._in_flight[key] = time.monotonic()
             self.progress.run_started(str(key))
             self.executor.submit(request)
@@ -161,14 +206,17 @@ class Coordinator:
         if completion.lost:
             self._absorb_lost(key, result)
             return None
+        spend = self._spend(key, result)
         if status.is_result:
             if key not in self.store.completed:
-                self.store.record_run(key, status)
+                self.store.record_run(key, status, cost_usd=spend)
                 self.queues.completed(key)
+                self._costs.add(key.tier, key.subtest, result.cost_usd)
+                self._show_budget()
             self._stall = ("", 0)
             self._maybe_finish_tier(key.tier)
         elif status is RunStatus.RATE_LIMITED:
-            self.store.record_attempt(key, status)
+            self.store.record_attempt(key, status, cost_usd=spend)
             self.queues.give_back(key)  # runs again once the gate opens
             info, gate = result.rate_limit, self._gate_until()
             if info is not None and (gate is None or info.reset_at > gate):
@@ -180,7 +228,8 @@ class Coordinator:
         elif status is RunStatus.INTERRUPTED:
             self.queues.give_back(key)
         elif status is RunStatus.ERROR:
-            self.store.record_attempt(key, status)
+            self.store.record_attempt(key, status, cost_usd=spend)
+            self._errored.add(key)
             self.queues.set_aside([key])  # retried by the next command, not in a loop
             signature = (result.error or "unknown error").splitlines()[0][:200]
             count = self._stall[1] + 1 if self._stall[0] == signature else 1
@@ -295,14 +344,19 @@ class Coordinator:
 
     def _resolved_subtest(self, tier: str, subtest_id: str) -> Subtest:
         subtest = self.test.subtest(tier, subtest_id)
-        if not subtest.inherit_best_from:
+        base = None
+        if subtest.extends_previous and (previous := previous_tier(tier, self.tiers)) is not None:
+            best = self._best_of(previous)
+            if best is not None:  # cumulative: the best subtest as it ran, itself resolved
+                base = self._resolved_subtest(previous, best.subtest)
+        if not subtest.inherit_best_from and base is None:
             return subtest
         inherited = []
         for source_tier in subtest.inherit_best_from:
             best = self._best_of(source_tier)
             if best is not None:
                 inherited.append(self.test.subtest(source_tier, best.subtest))
-        return merge_inherited(subtest, inherited)
+        return merge_inherited(subtest, inherited, base)
 
     def _agent(self, name: str) -> Agent:
         if name not in self._agents:
@@ -337,24 +391,108 @@ class Coordinator:
             for completion in self.executor.poll(_POLL_SECONDS):
                 key, result = completion.key, completion.result
                 self._in_flight.pop(key, None)
+                if completion.lost:
+                    continue
+                spend = self._spend(key, result)
                 if result.status.is_result and key not in self.store.completed:  # finished before the signal
-                    self.store.record_run(key, result.status)
+                    self.store.record_run(key, result.status, cost_usd=spend)
+                elif spend is not None:
+                    self.store.record_spend(key, spend)
         self.store.close(ExperimentStatus.INTERRUPTED)
         return Outcome(EXIT_INTERRUPTED, "Interrupted. Run the same command again; it resumes where it left off.")
 
     def _finish(self, stall_error: str | None) -> Outcome:
         self._write_stats()
-        pending = self.queues.remaining()
+        pending = [k for k in self.plan if k not in self.store.completed] if self.queues.remaining() else []
         if stall_error:
             self.store.close(ExperimentStatus.FAILED)
             return Outcome(EXIT_ERROR, stall_error, [stall_error])
+        if pending and self._budget_stop is not None and not self._errored_pending(pending):
+            self.store.close(ExperimentStatus.BUDGET_REACHED)
+            stop = self._budget_stop
+            message = budgeting.budget_message(self.budget_usd or 0.0, stop.spent, stop.forecast,
+                                               len(pending), stop.committed)
+            return Outcome(EXIT_ERROR, message, [message])
         if pending:
             self.store.close(ExperimentStatus.FAILED)
-            message = (f"{pending} run(s) hit infrastructure errors and stay pending (see their "
+            message = (f"{len(pending)} run(s) hit infrastructure errors and stay pending (see their "
                        "attempts/ directories). Fix the cause and run the same command again.")
             return Outcome(EXIT_ERROR, message)
         self.store.close(ExperimentStatus.COMPLETED)
         return Outcome(EXIT_OK, "Experiment complete.")
+
+    # -- budget ------------------------------------------------------------------------------
+    def _open_budget(self) -> None:
+        """Record the budget in force, settle commitments a dead process left open, and recompute
+        what was spent from the files: every run_result.json of a result or an attempt."""
+        self.store.set_budget(self.budget_usd, str(self.budget_scope) if self.budget_scope else None)
+        cp = self.store.checkpoint
+        for key_text, expected in list(cp.budget_commitments.items()):
+            tier, subtest, run = key_text.split("/")
+            key = RunKey(tier=tier, subtest=subtest, run=int(run))
+            # A result adopted from its file is counted from the file; any other run died with
+            # the process after its agent may have spent money: count its forecast.
+            self.store.settle_commitment(key_text, 0.0 if key in self.store.completed else expected)
+        spent = self.store.checkpoint.unrecorded_spend_usd
+        for result in self.store.run_results(list(self.store.completed)):
+            spent += result.cost_usd
+            self._costs.add(result.tier, result.subtest, result.cost_usd)
+        for key in self.plan:
+            spent += sum(attempt.cost_usd for attempt in self.store.attempts(key))
+        self._spent = spent
+        self.store.set_spent(spent)
+        self._show_budget()
+
+    def _within_budget(self, key: RunKey) -> bool:
+        """Commit and return True when `key` may launch; otherwise remember why not."""
+        if self.budget_scope is None:
+            return self._decide(key)
+        with budget_lock(self.budget_scope):  # one decision at a time across the batch
+            self._others = sibling_spend(self.budget_scope, self.layout.root)
+            return self._decide(key)
+
+    def _decide(self, key: RunKey) -> bool:
+        expected = self._costs.expected(key.tier, key.subtest)
+        if expected is None and self._others[2]:  # nothing of our own yet: the batch's mean run
+            expected = self._others[0] / self._others[2]
+        decision = budgeting.decide(self.budget_usd or 0.0, self._others[0] + self._spent,
+                                    self._others[1] + sum(self._committed.values()), expected,
+                                    len(self._in_flight))
+        if not decision.launch:
+            if expected is not None or not self._in_flight:
+                self._budget_stop = decision
+            return False
+        self._committed[key] = expected or 0.0
+        self.store.commit_budget(key, expected or 0.0)
+        return True
+
+    def _spend(self, key: RunKey, result: RunResult) -> float | None:
+        """The cost to record with a finished attempt (None without a budget)."""
+        self._committed.pop(key, None)
+        if self.budget_usd is None:
+            return None
+        self._spent += result.cost_usd
+        return result.cost_usd
+
+    def _errored_pending(self, pending: list[RunKey]) -> bool:
+        return any(k in self._errored for k in pending)
+
+    def budget_view(self) -> dict[str, float] | None:
+        """Spent, committed and the forecast of the whole plan (None without a budget)."""
+        if self.budget_usd is None:
+            return None
+        pending = [k for k in self.plan if k not in self.store.completed and k not in self._in_flight]
+        committed = sum(self._committed.values())
+        rest = sum(self._costs.expected(k.tier, k.subtest) or 0.0 for k in pending)
+        spent = self._others[0] + self._spent
+        committed += self._others[1]
+        return {"budget": self.budget_usd, "spent": spent, "committed": committed,
+                "forecast": spent + committed + rest}
+
+    def _show_budget(self) -> None:
+        view = self.budget_view()
+        if view is not None:
+            self.progress.budget(view["budget"], view["spent"], view["committed"], view["forecast"])
 
     def _write_stats(self) -> None:
         from tierbench.judges.limiter import limiter_history

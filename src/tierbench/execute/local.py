@@ -53,7 +53,8 @@ class LocalExecutor(Executor):
             if request is _STOP:
                 return
             try:
-                result = execute_run(request)
+                with self.registry.label(str(request.key)):  # names the run's process groups in the journal
+                    result = execute_run(request)
             except BaseException as exc:  # never let a worker die silently: an error attempt
                 result = RunResult(tier=request.key.tier, subtest=request.key.subtest, run_number=request.key.run,
                                    status=RunStatus.ERROR, error=f"{type(exc).__name__}: {exc}")

@@ -12,9 +12,9 @@ lost with its node or worker (`NodeDiedError`, `WorkerCrashedError`, a lost obje
 `lost` completion naming the node; the coordinator records an infrastructure-error attempt and
 relaunches the run up to its stated limit. Each task first yields the id of the node it started
 on (a streaming generator), so the coordinator knows which tasks have started: a rate limit
-cancels only those still queued. The agent processes of a task whose worker dies are killed by a
-small guard process that learns every process group the run starts and kills them when the pipe
-from the worker closes without a goodbye (any death of the worker, SIGKILL included).
+cancels only those still queued. The agent processes of a task whose worker dies are killed by the
+run's own ProcessRegistry reaper (process.py), which outlives the worker and kills every process the
+run marked once the worker is gone (any death, SIGKILL included).
 
 Placement: every task asks for `run_cpus` CPUs and one `tierbench_slot` when the cluster offers
 that resource (`ray start --resources='{"tierbench_slot": 4}'`: a node takes at most 4 runs).
@@ -39,6 +39,7 @@ from typing import Any
 from tierbench.execute.executor import Completion, Executor, ExecutorUnavailable
 from tierbench.models import RunKey, RunResult, RunStatus
 from tierbench.process import ProcessRegistry
+from tierbench.reaper import new_session
 from tierbench.run.attempt import RunRequest
 from tierbench.run.workspace import git
 from tierbench.store.layout import RUN_RESULT_NAME, ExperimentLayout
@@ -47,8 +48,8 @@ SLOT_RESOURCE = "tierbench_slot"
 # Where a node keeps its copy of each experiment's repository and test, and its runs in progress.
 WORKDIR_ENV = "TIERBENCH_RAY_WORKDIR"
 _BASE_REF = "refs/tierbench/base"
-# A worker that exits because its raylet died SIGKILLs its direct children, the run's guard among
-# them, which would leave the agents' own children running. Our workers leave that to the guard,
+# A worker that exits because its raylet died SIGKILLs its direct children, the run's reaper among
+# them, which would leave the agents' own children running. Our workers leave that to the reaper,
 # which kills each agent's whole process group once the worker is gone, however it died.
 _RUNTIME_ENV = {"env_vars": {"RAY_kill_child_processes_on_worker_exit": "false"}}
 
@@ -299,19 +300,23 @@ def _execute_here(spec: dict[str, Any], context: dict[str, Any], node_id: str) -
     layout = ExperimentLayout(root)
     config = spec["config"]
     key: RunKey = spec["key"]
-    guard = _Guard()
-    registry = _GuardedRegistry(guard)
+    registry = ProcessRegistry(session=new_session(root))  # its reaper outlives a SIGKILLed worker
     test = _TESTS.get(root)
     if test is None:
         test = _TESTS[root] = load_test(layout.test_snapshot)
-    request = RunRequest(key=key, layout=layout, config=config, test=test,
+    sandbox = _SANDBOXES.get(config.sandbox)
+    if sandbox is None:  # each node decides what --sandbox means there, once per worker process
+        from tierbench.sandbox import choose_sandbox
+
+        sandbox = _SANDBOXES[config.sandbox] = choose_sandbox(config.sandbox)
+    request = RunRequest(key=key, layout=layout, config=config, test=test, sandbox=sandbox,
                          subtest=spec["subtest"], base_commit=spec["base_commit"], agent=get_agent(spec["agent"]),
                          judges=[make_judge(judge) for judge in config.judges], registry=registry)
     try:
         result = execute_run(request)
     finally:
         registry.kill_all()
-        guard.close()
+        registry.shutdown()
     result.node_id = node_id
     run_dir = layout.run_dir(key)
     _stamp_node(run_dir, node_id)
@@ -336,6 +341,7 @@ def _stamp_node(run_dir: Path, node_id: str) -> None:
 
 _NODE_SETUP_LOCK = threading.Lock()
 _TESTS: dict[Path, Any] = {}  # this worker's loaded test snapshots, by node experiment root
+_SANDBOXES: dict[str, Any] = {}  # --sandbox mode -> what it resolved to on this node
 
 
 def _node_experiment(context: dict[str, Any], node_id: str) -> Path:
@@ -369,69 +375,3 @@ def _node_experiment(context: dict[str, Any], node_id: str) -> Path:
             tar.extractall(layout.test_snapshot, filter="data")
         ready.write_text("ok\n")
     return root
-
-
-class _GuardedRegistry(ProcessRegistry):
-    """A ProcessRegistry that also tells the run's guard process about every process group."""
-
-    def __init__(self, guard: "_Guard") -> None:
-        super().__init__()
-        self._guard = guard
-
-    def _add(self, pgid: int) -> bool:
-        added = super()._add(pgid)
-        if added:
-            self._guard.send(f"+{pgid}")
-        return added
-
-    def _remove(self, pgid: int) -> None:
-        super()._remove(pgid)
-        self._guard.send(f"-{pgid}")
-
-
-class _Guard:
-    """A child process, one per run, that kills the process groups it was told about once the
-    worker's end of the pipe closes without a goodbye: the worker died (SIGKILL, node loss) mid-run."""
-
-    SCRIPT = (
-        "import os, signal, sys\n"
-        "groups = set()\n"
-        "for line in sys.stdin:\n"
-        "    line = line.strip()\n"
-        "    if line == 'bye':\n"
-        "        sys.exit(0)\n"
-        "    if line[:1] == '+': groups.add(int(line[1:]))\n"
-        "    elif line[:1] == '-': groups.discard(int(line[1:]))\n"
-        "for pgid in groups:\n"
-        "    try: os.killpg(pgid, signal.SIGKILL)\n"
-        "    except OSError: pass\n"
-    )
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._proc = subprocess.Popen([sys.executable, "-c", self.SCRIPT], stdin=subprocess.PIPE,
-                                      start_new_session=True, text=True, close_fds=True)
-
-    def send(self, line: str) -> None:
-        with self._lock:
-            if self._proc.stdin is not None and not self._proc.stdin.closed:
-                try:
-                    self._proc.stdin.write(line + "\n")
-                    self._proc.stdin.flush()
-                except (BrokenPipeError, ValueError):
-                    pass
-
-    def close(self) -> None:
-        """The run ended normally (its groups are already killed): let the guard go."""
-        self.send("bye")
-        with self._lock:
-            if self._proc.stdin is not None:
-                try:
-                    self._proc.stdin.close()
-                except BrokenPipeError:
-                    pass
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()

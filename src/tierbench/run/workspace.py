@@ -129,13 +129,14 @@ def remove_worktree(repo: Path, workspace: Path) -> None:
         forget_worktree(repo, workspace)
 
 
-def subtest_commit(repo: Path, base: str, files: dict[str, str], label: str) -> str:
+def subtest_commit(repo: Path, base: str, files: dict[str, str], label: str,
+                   executable: list[str] | tuple[str, ...] = ()) -> str:
     """The commit a run of this subtest starts from: `base` plus the subtest's files, committed once
     per subtest with one `git fast-import` (identity and dates are fixed, so the same files always
     give the same commit). Returns `base` itself when the subtest has no files."""
     if not files:
         return base
-    digest = hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()
+    digest = hashlib.sha256(repr((sorted(files.items()), sorted(executable))).encode()).hexdigest()
     cache_key = (str(repo), base, digest)
     cached = _SUBTEST_COMMITS.get(cache_key)
     if cached is not None:
@@ -153,7 +154,8 @@ def subtest_commit(repo: Path, base: str, files: dict[str, str], label: str) -> 
                   f"data {len(message)}\n".encode(), message, f"from {base}\n".encode()]
         for rel, content in sorted(files.items()):
             data = content.encode("utf-8")
-            stream += [f"M 100644 inline {_fast_import_path(rel)}\n".encode(), f"data {len(data)}\n".encode(),
+            mode = "100755" if rel in executable else "100644"
+            stream += [f"M {mode} inline {_fast_import_path(rel)}\n".encode(), f"data {len(data)}\n".encode(),
                        data, b"\n"]
         stream.append(b"\n")
         proc = subprocess.run(["git", "fast-import", "--quiet", "--force"], input=b"".join(stream), cwd=repo,
@@ -175,12 +177,16 @@ def _fast_import_path(rel: str) -> str:
     return path
 
 
-def commit_subtest_files(workspace: Path, files: dict[str, str], label: str) -> str:
-    """Write the subtest's files and commit them; returns the commit the agent's diff starts from."""
+def commit_subtest_files(workspace: Path, files: dict[str, str], label: str,
+                         executable: list[str] | tuple[str, ...] = ()) -> str:
+    """Write the subtest's files and commit them; returns the commit the agent's diff starts from.
+    Files listed in `executable` (scripts from the resource library) are made executable."""
     for rel, content in files.items():
         target = workspace / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content, encoding="utf-8")
+        if rel in executable:
+            target.chmod(target.stat().st_mode | 0o111)
     if files:
         git("add", "-A", cwd=workspace)
         git("commit", "-q", "--allow-empty", "-m", f"tierbench: subtest files for {label}", cwd=workspace)

@@ -87,6 +87,10 @@ class ExperimentLayout:
     def run_result(self, key: RunKey) -> Path:
         return self.run_dir(key) / RUN_RESULT_NAME
 
+    def run_config(self, key: RunKey) -> Path:
+        """The resolved configuration of the run's subtest, with provenance (written by run/attempt)."""
+        return self.run_dir(key) / "config.json"
+
     def agent_dir(self, key: RunKey) -> Path:
         return self.run_dir(key) / "agent"
 
@@ -95,6 +99,14 @@ class ExperimentLayout:
 
     def attempts_dir(self, key: RunKey) -> Path:
         return self.run_dir(key) / "attempts"
+
+    @property
+    def private_root(self) -> Path:
+        """Per-attempt private spaces (agent home, /tmp); removed after each run and at start."""
+        return self.root / ".private"
+
+    def private_dir(self, key: RunKey) -> Path:
+        return self.private_root / f"{key.tier}-{key.subtest}-{run_dir_name(key.run)}"
 
     def workspace(self, key: RunKey) -> Path:
         return self.run_dir(key) / WORKSPACE_NAME
