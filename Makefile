@@ -26,7 +26,7 @@ install: $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 
 dev: $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,ray]'
 
 # Installs the pinned CLI when npm exists; without npm the e2e tests skip with a visible reason.
 claude-code:

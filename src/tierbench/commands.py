@@ -113,7 +113,8 @@ def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
             progress.message(f"--budget-usd {budget:g}: changed from {store.checkpoint.budget_usd:g} "
                              "(recorded in the config's extensions)")
         coordinator = Coordinator(layout, config, opened.test, store, progress, budget_usd=budget,
-                                  budget_scope=Path(scope) if scope else None)
+                                  budget_scope=Path(scope) if scope else None,
+                                  executor_factory=_executor_factory(config, getattr(args, "ray_address", None)))
         install_stop_handlers(coordinator.request_stop, coordinator.registry.kill_all,
                               stopping="in-flight runs go back to pending")
         _stop_with_parent_batch()
@@ -133,6 +134,20 @@ def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
         print(f"Report: {layout.root / 'report.md'}", flush=True)
     ignore_late_signals()
     return outcome.exit_code
+
+
+def _executor_factory(config: Any, ray_address: str | None) -> Any:
+    """None for the local executor (the coordinator's default); a Ray executor maker for --executor ray."""
+    if config.executor != "ray":
+        return None
+
+    def make(coordinator: Any, base_commit: str) -> Any:
+        from tierbench.execute.ray import RayExecutor
+
+        return RayExecutor(layout=coordinator.layout, experiment_key=f"{config.experiment_id}-{config.config_hash()}",
+                           base_commit=base_commit, address=ray_address, run_cpus=config.run_cpus,
+                           parallel=config.parallel)
+    return make
 
 
 def _stop_with_parent_batch() -> None:

@@ -250,6 +250,7 @@ class RunResult(BaseModel):
     isolation: Isolation | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    node_id: str | None = None  # the Ray node that ran this attempt; None when it ran locally
 
     @property
     def key(self) -> RunKey:

@@ -44,6 +44,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be a positive number")
+    return value
+
+
 def usd_amount(text: str) -> float:
     """A positive amount in USD (e.g. 25 or 7.50)."""
     try:
@@ -154,6 +164,11 @@ class ExperimentOptions(BaseModel):
     sandbox: Annotated[SandboxMode, Opt(
         "--sandbox", "confine agents and checks with bubblewrap: auto (the default: when it works here), "
         "bwrap (fail if it cannot) or none", choices=("auto", "bwrap", "none"))] = "auto"
+    executor: Annotated[Literal["local", "ray"], Opt(
+        "--executor", "where runs execute: threads on this machine (local, default) or a Ray cluster (ray)",
+        choices=("local", "ray"))] = "local"
+    run_cpus: Annotated[float, Field(gt=0), Opt(
+        "--run-cpus", "CPUs each run reserves on a Ray node (default 1)", parse=positive_float)] = 1.0
 
 
 class Options(ExperimentOptions):
@@ -161,6 +176,9 @@ class Options(ExperimentOptions):
 
     results_dir: Annotated[Path | None, Opt(
         "--results-dir", "where experiments go (default ./results)", parse=Path, saved=False)] = None
+    ray_address: Annotated[str | None, Opt(
+        "--ray-address", "the Ray cluster for --executor ray: host:port or auto (default: RAY_ADDRESS, "
+        "else a local Ray instance)", saved=False)] = None
     fresh: Annotated[bool, Opt(
         "--fresh", "move the old results aside and start anew", shape="switch", saved=False)] = False
     extend: Annotated[bool, Opt(

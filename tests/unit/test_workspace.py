@@ -56,6 +56,31 @@ def test_subtest_files_are_not_in_the_agent_diff(tmp_path):
     assert "CLAUDE.md" not in diff and ".claude/agents" not in diff
 
 
+def test_subtest_commit_carries_the_files_once_and_keeps_them_out_of_the_diff(tmp_path):
+    from tierbench.run.workspace import remove_worktree, subtest_commit
+
+    repo, head = _repo(tmp_path)
+    files = {"CLAUDE.md": "rules\n", ".claude/skills/x/SKILL.md": "skill\n", "a.txt": "replaced\n"}
+    commit = subtest_commit(repo, head, files, "T1/01")
+    assert commit != head
+    assert subtest_commit(repo, head, dict(reversed(list(files.items()))), "T1/02") == commit
+    assert subtest_commit(repo, head, {}, "T0/00") == head
+    parent = subprocess.run(["git", "rev-parse", f"{commit}^"], cwd=repo, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert parent == head
+    workspace = tmp_path / "run_01" / "workspace"
+    create_worktree(repo, workspace, commit)
+    assert (workspace / ".claude/skills/x/SKILL.md").read_text() == "skill\n"
+    assert (workspace / "a.txt").read_text() == "replaced\n"
+    (workspace / "new.txt").write_text("new\n")
+    diff = capture_diff(workspace, commit)
+    assert "new.txt" in diff and "CLAUDE.md" not in diff and "SKILL.md" not in diff and "a.txt" not in diff
+    remove_worktree(repo, workspace)
+    assert not workspace.exists() and not list((repo / ".git" / "worktrees").iterdir())
+    create_worktree(repo, workspace, commit)  # the same path again: nothing left to block it
+    assert (workspace / "CLAUDE.md").exists()
+
+
 def test_library_scripts_are_committed_executable(tmp_path):
     repo, head = _repo(tmp_path)
     workspace = tmp_path / "ws"
@@ -66,3 +91,16 @@ def test_library_scripts_are_committed_executable(tmp_path):
     assert os.access(workspace / script, os.X_OK) and not os.access(workspace / ".claude/skills/s/SKILL.md", os.X_OK)
     assert subprocess.run([str(workspace / script)], capture_output=True, text=True).stdout == "ran\n"
     assert capture_diff(workspace, base) == ""  # the mode is committed, not a change by the agent
+
+
+def test_subtest_commit_keeps_library_scripts_executable(tmp_path):
+    from tierbench.run.workspace import subtest_commit
+
+    repo, head = _repo(tmp_path)
+    script = ".claude/skills/s/scripts/run.sh"
+    commit = subtest_commit(repo, head, {script: "#!/bin/sh\necho ran\n", ".claude/skills/s/SKILL.md": "s\n"},
+                            "T1/00", [script])
+    workspace = tmp_path / "run_02" / "workspace"
+    create_worktree(repo, workspace, commit)
+    assert os.access(workspace / script, os.X_OK) and not os.access(workspace / ".claude/skills/s/SKILL.md", os.X_OK)
+    assert capture_diff(workspace, commit) == ""

@@ -1,7 +1,9 @@
 """The coordinator: schedules runs, owns all experiment state, handles interrupts and rate limits.
 
 Only the coordinator's main thread writes experiment state (journal, checkpoint, best_subtest.json,
-stats.json). Worker threads each perform one run and hand back a RunResult through a queue.
+stats.json). An executor (execute/executor.py: a local thread pool, or Ray tasks) performs the runs
+and hands back completions. Scheduling keeps ready queues and counters per tier (execute/schedule.py),
+so launching and recording a run never walk the plan.
 
 Exit codes: 0 done, 1 error (infrastructure errors left runs pending, the stall breaker tripped,
 or the budget was reached), 2 rate limited and not waiting, 130 interrupted.
@@ -9,12 +11,12 @@ or the budget was reached), 2 rate limited and not waiting, 130 interrupted.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from tierbench.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_RATE_LIMITED
 from tierbench.execute import budget as budgeting
@@ -22,8 +24,11 @@ from tierbench.agents import get_agent
 from tierbench.agents.base import Agent
 from tierbench.config import ExperimentConfig
 from tierbench.process import ProcessRegistry
+from tierbench.execute.executor import Completion, Executor, ExecutorUnavailable
+from tierbench.execute.local import LocalExecutor
+from tierbench.execute.schedule import RunQueues
+from tierbench.run.attempt import RunRequest
 from tierbench.reaper import experiment_prefix, kill_marked, new_session
-from tierbench.run.attempt import RunRequest, execute_run
 from tierbench.run.private import clear_private_spaces
 from tierbench.sandbox import SandboxChoice, SandboxUnavailable, choose_sandbox
 from tierbench.run.workspace import forget_stale_worktrees, prepare_base_repo
@@ -40,6 +45,9 @@ from tierbench.store.shared_budget import budget_lock, sibling_spend
 from tierbench.store.state import StateStore
 
 _POLL_SECONDS = 0.25
+# A run whose attempt is lost with its machine (a Ray node died) is relaunched in the same session at
+# most this many times; after that it stays pending for the next command, like any infrastructure error.
+LOST_ATTEMPT_RELAUNCHES = 3
 
 
 @dataclass
@@ -52,7 +60,8 @@ class Outcome:
 class Coordinator:
     def __init__(self, layout: ExperimentLayout, config: ExperimentConfig, test: LoadedTest,
                  store: StateStore, progress: ProgressSink, budget_usd: float | None = None,
-                 budget_scope: Path | None = None):
+                 budget_scope: Path | None = None,
+                 executor_factory: Callable[["Coordinator", str], Executor] | None = None):
         self.layout, self.config, self.test, self.store, self.progress = layout, config, test, store, progress
         self.budget_usd = budget_usd
         self.budget_scope = budget_scope  # a batch's results dir: the budget covers all its tests
@@ -65,9 +74,14 @@ class Coordinator:
         self._sandbox: SandboxChoice | None = None
         self.plan = plan_runs(config, test)
         self.tiers = experiment_tiers(config, test)
+        self.queues = RunQueues(self.plan, self.tiers,
+                                {tier: tier_dependencies(tier, self.tiers, self.test) for tier in self.tiers},
+                                store.completed)
+        self._executor_factory = executor_factory
+        self.executor: Executor | None = None
         self._stop = threading.Event()
-        self._done: queue.Queue[tuple[RunKey, RunResult]] = queue.Queue()
         self._in_flight: dict[RunKey, float] = {}
+        self._lost: dict[RunKey, int] = {}  # attempts lost with their machine this session, per run
         self._errored: set[RunKey] = set()  # infrastructure errors this session: retried on the next command
         self._agents: dict[str, Agent] = {}
         self._judges = [make_judge(spec) for spec in config.judges]
@@ -77,9 +91,15 @@ class Coordinator:
 
     # -- signals -----------------------------------------------------------------------------
     def request_stop(self) -> None:
-        """First SIGINT/SIGTERM: stop launching and kill every agent's process group."""
+        """First SIGINT/SIGTERM: stop launching and kill every agent's process group (remote runs are
+        cancelled by the main loop, which sees the stop at its next turn)."""
         self._stop.set()
         self.registry.kill_all()
+
+    def make_executor(self, base_commit: str) -> Executor:
+        if self._executor_factory is not None:
+            return self._executor_factory(self, base_commit)
+        return LocalExecutor(self.config.parallel, self.registry)
 
     # -- main loop ---------------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -94,6 +114,8 @@ class Coordinator:
             return self._run()
         finally:
             self._record_launches()
+            if self.executor is not None:
+                self.executor.shutdown()
             self.registry.shutdown()
 
     def _reap_earlier_sessions(self) -> None:
@@ -125,6 +147,11 @@ class Coordinator:
             self._open_budget()
         base_commit = prepare_base_repo(self.test, self.layout.repo)
         forget_stale_worktrees(self.layout.repo)  # left by a crash; no run is being set up yet
+        try:
+            self.executor = self.make_executor(base_commit)
+        except ExecutorUnavailable as exc:
+            self.store.close(ExperimentStatus.FAILED)
+            return Outcome(EXIT_ERROR, str(exc), [str(exc)])
         self.progress.start(self.config.test_id, self._totals(), self._done_by_tier(),
                             self._passed(), self._cost_so_far())
         stall_error: str | None = None
@@ -142,27 +169,24 @@ class Coordinator:
                 self._launch_ready(base_commit)
             if not self._in_flight:
                 break
-            try:
-                key, result = self._done.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                self._record_launches()
+            completions = self.executor.poll(_POLL_SECONDS)
+            self._record_launches()
+            if not completions:
                 self.progress.tick()
                 continue
-            self._record_launches()
-            stall_error = self._absorb(key, result) or stall_error
+            for completion in completions:
+                stall_error = self._absorb(completion) or stall_error
         return self._finish(stall_error)
 
     def _launch_ready(self, base_commit: str) -> None:
-        completed = self.store.completed
-        for key in self.plan:
-            if len(self._in_flight) >= self.config.parallel:
+        assert self.executor is not None
+        while len(self._in_flight) < self.config.parallel:
+            key = self.queues.next_ready()
+            if key is None:
                 return
-            if key in completed or key in self._in_flight or key in self._errored:
-                continue
-            if not self._tier_ready(key.tier):
-                continue
             if self.budget_usd is not None and not self._within_budget(key):
-                continue
+                self.queues.give_back(key)  # re-examined on the next pass
+                return
             subtest = self._resolved_subtest(key.tier, key.subtest)
             request = RunRequest(key=key, layout=self.layout, config=self.config, test=self.test,
                                  subtest=subtest, base_commit=base_commit,
@@ -170,39 +194,43 @@ class Coordinator:
                                  judges=self._judges, registry=self.registry, sandbox=self._sandbox)
             self._in_flight[key] = time.monotonic()
             self.progress.run_started(str(key))
-            threading.Thread(target=self._work, args=(request,), name=f"run {key}", daemon=True).start()
+            self.executor.submit(request)
 
-    def _work(self, request: RunRequest) -> None:
-        try:
-            with self.registry.label(str(request.key)):
-                result = execute_run(request)
-        except BaseException as exc:  # never let a worker die silently: report it as an error attempt
-            result = RunResult(tier=request.key.tier, subtest=request.key.subtest, run_number=request.key.run,
-                               status=RunStatus.ERROR, error=f"{type(exc).__name__}: {exc}")
-        self._done.put((request.key, result))
-
-    def _absorb(self, key: RunKey, result: RunResult) -> str | None:
+    def _absorb(self, completion: Completion) -> str | None:
         """Record one finished attempt. Returns an error message when the stall breaker trips."""
+        key, result = completion.key, completion.result
         self._in_flight.pop(key, None)
         status = result.status
         self.progress.run_finished(str(key), status, result.judge_score, result.cost_usd,
                                    result.duration_seconds)
+        if completion.lost:
+            self._absorb_lost(key, result)
+            return None
         spend = self._spend(key, result)
         if status.is_result:
-            self.store.record_run(key, status, cost_usd=spend)
-            self._costs.add(key.tier, key.subtest, result.cost_usd)
-            self._show_budget()
+            if key not in self.store.completed:
+                self.store.record_run(key, status, cost_usd=spend)
+                self.queues.completed(key)
+                self._costs.add(key.tier, key.subtest, result.cost_usd)
+                self._show_budget()
             self._stall = ("", 0)
             self._maybe_finish_tier(key.tier)
         elif status is RunStatus.RATE_LIMITED:
             self.store.record_attempt(key, status, cost_usd=spend)
+            self.queues.give_back(key)  # runs again once the gate opens
             info, gate = result.rate_limit, self._gate_until()
             if info is not None and (gate is None or info.reset_at > gate):
                 self.store.record_rate_limit(info)
                 self.progress.paused(info.reset_at, info.source, info.message)
+            for withdrawn in self.executor.cancel_queued() if self.executor is not None else []:
+                self._in_flight.pop(withdrawn, None)  # queued but not started: not an attempt
+                self.queues.give_back(withdrawn)
+        elif status is RunStatus.INTERRUPTED:
+            self.queues.give_back(key)
         elif status is RunStatus.ERROR:
             self.store.record_attempt(key, status, cost_usd=spend)
             self._errored.add(key)
+            self.queues.set_aside([key])  # retried by the next command, not in a loop
             signature = (result.error or "unknown error").splitlines()[0][:200]
             count = self._stall[1] + 1 if self._stall[0] == signature else 1
             self._stall = (signature, count)
@@ -213,9 +241,21 @@ class Coordinator:
                         f"{signature}")
         return None
 
+    def _absorb_lost(self, key: RunKey, result: RunResult) -> None:
+        """An attempt lost with its machine (the executor archived it, naming the node): an
+        infrastructure-error attempt, and the run is relaunched up to LOST_ATTEMPT_RELAUNCHES times."""
+        self.store.record_attempt(key, RunStatus.ERROR)
+        lost = self._lost[key] = self._lost.get(key, 0) + 1
+        if lost <= LOST_ATTEMPT_RELAUNCHES:
+            self.queues.give_back(key)
+            self.progress.message(f"{key}: {result.error}; relaunching ({lost}/{LOST_ATTEMPT_RELAUNCHES})",
+                                  error=True)
+        else:
+            self.queues.set_aside([key])
+            self.progress.message(f"{key}: {result.error}; lost {lost} times, left pending", error=True)
+
     def _stop_launching(self) -> None:
-        # Mark everything pending as errored for this session so nothing new launches.
-        self._errored.update(k for k in self.plan if k not in self.store.completed)
+        self.queues.set_aside_all()  # nothing new launches in this session
 
     # -- rate-limit gate ---------------------------------------------------------------------
     def _gate_until(self) -> datetime | None:
@@ -239,7 +279,7 @@ class Coordinator:
     def _preflight(self) -> RateLimitInfo | None:
         if not self.config.preflight or self.store.checkpoint.rate_limit_until:
             return None
-        if all(k in self.store.completed for k in self.plan):
+        if self.queues.all_complete():
             return None
         agent = self._agent(self.config.agent)
         try:
@@ -276,14 +316,10 @@ class Coordinator:
         return [k for k in self.plan if k.tier == tier]
 
     def _tier_complete(self, tier: str) -> bool:
-        completed = self.store.completed
-        return all(k in completed for k in self._tier_keys(tier))
-
-    def _tier_ready(self, tier: str) -> bool:
-        return all(self._tier_complete(dep) for dep in tier_dependencies(tier, self.tiers, self.test))
+        return self.queues.tier_complete(tier)
 
     def _maybe_finish_tier(self, tier: str) -> None:
-        if self._tier_complete(tier):
+        if self.queues.tier_complete(tier):
             self._best.pop(tier, None)
             self._best_of(tier, recompute=True)
 
@@ -329,14 +365,10 @@ class Coordinator:
 
     # -- accounting and endings --------------------------------------------------------------
     def _totals(self) -> dict[str, int]:
-        return {tier: len(self._tier_keys(tier)) for tier in self.tiers}
+        return self.queues.totals()
 
     def _done_by_tier(self) -> dict[str, int]:
-        done: dict[str, int] = {tier: 0 for tier in self.tiers}
-        for key in self.store.completed:
-            if key.tier in done:
-                done[key.tier] += 1
-        return done
+        return self.queues.done_by_tier()
 
     def _passed(self) -> int:
         return sum(1 for s in self.store.completed.values() if s is RunStatus.PASSED)
@@ -350,24 +382,28 @@ class Coordinator:
 
     def _finish_interrupted(self) -> Outcome:
         self.registry.kill_all()
+        if self.executor is not None:
+            for withdrawn in self.executor.cancel_queued():
+                self._in_flight.pop(withdrawn, None)
+            self.executor.interrupt()
         deadline = time.monotonic() + 15
-        while self._in_flight and time.monotonic() < deadline:
-            try:
-                key, result = self._done.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                continue
-            self._in_flight.pop(key, None)
-            spend = self._spend(key, result)
-            if result.status.is_result:  # finished before the signal landed: keep it
-                self.store.record_run(key, result.status, cost_usd=spend)
-            elif spend is not None:
-                self.store.record_spend(key, spend)
+        while self._in_flight and time.monotonic() < deadline and self.executor is not None:
+            for completion in self.executor.poll(_POLL_SECONDS):
+                key, result = completion.key, completion.result
+                self._in_flight.pop(key, None)
+                if completion.lost:
+                    continue
+                spend = self._spend(key, result)
+                if result.status.is_result and key not in self.store.completed:  # finished before the signal
+                    self.store.record_run(key, result.status, cost_usd=spend)
+                elif spend is not None:
+                    self.store.record_spend(key, spend)
         self.store.close(ExperimentStatus.INTERRUPTED)
         return Outcome(EXIT_INTERRUPTED, "Interrupted. Run the same command again; it resumes where it left off.")
 
     def _finish(self, stall_error: str | None) -> Outcome:
         self._write_stats()
-        pending = [k for k in self.plan if k not in self.store.completed]
+        pending = [k for k in self.plan if k not in self.store.completed] if self.queues.remaining() else []
         if stall_error:
             self.store.close(ExperimentStatus.FAILED)
             return Outcome(EXIT_ERROR, stall_error, [stall_error])

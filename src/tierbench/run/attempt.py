@@ -23,7 +23,7 @@ from pathlib import Path
 from tierbench.agents.base import Agent, AgentContext
 from tierbench.config import ExperimentConfig
 from tierbench.process import ProcessRegistry
-from tierbench.run.workspace import capture_diff, commit_subtest_files, create_worktree, remove_worktree
+from tierbench.run.workspace import capture_diff, create_worktree, remove_worktree, subtest_commit
 from tierbench.judges.base import Judge, JudgeContext, JudgeRateLimited
 from tierbench.judges.command import run_command_checks
 from tierbench.judges.consensus import consensus
@@ -72,15 +72,15 @@ def execute_run(req: RunRequest) -> RunResult:
     confinement: _Confinement | None = None
     try:
         atomic_write_json(layout.run_config(key), resolved_config_record(req.subtest))
-        create_worktree(layout.repo, workspace, req.base_commit)
-        base = commit_subtest_files(workspace, req.subtest.files, f"{key.tier}/{key.subtest}",
-                                    req.subtest.executable)
+        base = subtest_commit(layout.repo, req.base_commit, req.subtest.files, f"{key.tier}/{key.subtest}",
+                              req.subtest.executable)
+        create_worktree(layout.repo, workspace, base)
         confinement = _confine(req, workspace, create_private_space(private))
         req.isolation = confinement.isolation
         agent_dir = layout.agent_dir(key)
         agent_dir.mkdir(parents=True, exist_ok=True)
         prompt_file = agent_dir / "prompt.md"
-        atomic_write_text(prompt_file, req.test.prompt)
+        atomic_write_text(prompt_file, req.test.prompt, durable=False)
         outcome = req.agent.run(_agent_context(req, workspace, agent_dir, prompt_file, confinement))
         confinement.isolation.carried_files = list(outcome.carried_files)
         if req.registry.closed:
@@ -92,7 +92,7 @@ def execute_run(req: RunRequest) -> RunResult:
             return _archive_attempt(req, _result(req, RunStatus.ERROR, outcome, started_at, clock,
                                                  error=outcome.infra_error))
         diff = capture_diff(workspace, base)
-        atomic_write_text(agent_dir / "diff.patch", diff)
+        atomic_write_text(agent_dir / "diff.patch", diff, durable=False)
         judge_clock = time.monotonic()
         try:
             judgments = _judge(req, workspace, diff, confinement)
@@ -105,6 +105,8 @@ def execute_run(req: RunRequest) -> RunResult:
         result = _graded_result(req, outcome, judgments, started_at, clock, time.monotonic() - judge_clock)
         if result.status is RunStatus.ERROR:
             return _archive_attempt(req, result)
+        if not req.config.keep_workspaces:  # before the result: a recorded run never leaves a workspace
+            _remove_workspace(layout.repo, workspace)
         atomic_write_json(layout.run_result(key), result)
         return result
     except Exception as exc:  # infrastructure trouble (git, disk): an error attempt, never a result
@@ -119,10 +121,14 @@ def execute_run(req: RunRequest) -> RunResult:
     finally:
         remove_private_space(private)  # a carried credential never outlives the attempt
         if not req.config.keep_workspaces and workspace.exists():
-            try:
-                remove_worktree(layout.repo, workspace)
-            except Exception:
-                pass  # `check` reports stale worktrees; a failed cleanup must not lose the result
+            _remove_workspace(layout.repo, workspace)
+
+
+def _remove_workspace(repo: Path, workspace: Path) -> None:
+    try:
+        remove_worktree(repo, workspace)
+    except Exception:
+        pass  # `check` reports stale worktrees; a failed cleanup must not lose the result
 
 
 def resolved_config_record(sub: Subtest) -> dict:
@@ -214,7 +220,7 @@ def _judge(req: RunRequest, workspace: Path, diff: str, confinement: _Confinemen
                                    error=f"{type(exc).__name__}: {exc}")
         if not judgment.duration_seconds:
             judgment.duration_seconds = time.monotonic() - started
-        atomic_write_json(judge_dir / "judgment.json", judgment)
+        atomic_write_json(judge_dir / "judgment.json", judgment, durable=False)
         judgments.append(judgment)
     return judgments
 
@@ -278,3 +284,6 @@ def _archive_attempt(req: RunRequest, result: RunResult) -> RunResult:
             shutil.move(str(child), target / child.name)
     atomic_write_json(target / "run_result.json", result)
     return result
+
+
+clear_partial_attempt = _clear_partial_attempt  # also used when a run executed elsewhere is installed

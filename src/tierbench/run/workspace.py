@@ -1,22 +1,29 @@
 """Git plumbing: the experiment's base clone, one worktree per run, the subtest commit, the diff.
 
-The base repository is cloned once into `<exp>/repo`. Each run gets a detached worktree at the
-test's commit; the subtest's files are committed on top so the agent's diff excludes them.
-`git worktree add/remove` mutate shared metadata in repo/.git, so they are serialised.
+The base repository is cloned once into `<exp>/repo`. Each run gets a detached worktree at its
+subtest's commit: the test's commit plus the subtest's files, built once per subtest in the base
+repository (`subtest_commit`), so the agent's diff excludes them and a run spends no git process on
+them. `git worktree add` and the metadata clean-up mutate shared state in repo/.git, so they are
+serialised. Per run that is three git processes: `worktree add`, `add -A` and `diff`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import shutil
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from tierbench.spec import LoadedTest
 from tierbench.store.repair import forget_stale_worktrees  # noqa: F401  (the store owns repo/ metadata)
 
 _WORKTREE_LOCK = threading.Lock()
+_SUBTEST_COMMITS: dict[tuple[str, str, str], str] = {}  # (repo, base, files digest) -> commit
 
 # Fixed identity and dates so commits tierbench makes are reproducible and need no user config.
 GIT_ENV = {
@@ -94,23 +101,80 @@ def forget_worktree(repo: Path, workspace: Path) -> bool:
     return forgotten
 
 
+@contextlib.contextmanager
+def _worktree_metadata_lock(repo: Path) -> Iterator[None]:
+    """Serialise changes to git's worktree metadata between threads and between processes (several
+    Ray workers of one node share that node's copy of the repository)."""
+    with _WORKTREE_LOCK, open(repo / ".git" / "tierbench-worktrees.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def create_worktree(repo: Path, workspace: Path, commit: str) -> None:
-    with _WORKTREE_LOCK:
+    with _worktree_metadata_lock(repo):
         if workspace.exists():  # left over from a crash: start this attempt clean
-            git("worktree", "remove", "--force", str(workspace), cwd=repo, check=False)
             shutil.rmtree(workspace, ignore_errors=True)
+        # Only metadata for this very path can block the add; other stale entries are cleared at
+        # coordinator start (forget_stale_worktrees), so no `worktree prune` per run.
         forget_worktree(repo, workspace)
-        git("worktree", "prune", cwd=repo)
         workspace.parent.mkdir(parents=True, exist_ok=True)
         git("worktree", "add", "-q", "--detach", str(workspace), commit, cwd=repo)
 
 
 def remove_worktree(repo: Path, workspace: Path) -> None:
-    with _WORKTREE_LOCK:
-        git("worktree", "remove", "--force", str(workspace), cwd=repo, check=False)
-        shutil.rmtree(workspace, ignore_errors=True)
+    """Delete the worktree and git's metadata for it: what `git worktree remove --force` does, without
+    the process."""
+    shutil.rmtree(workspace, ignore_errors=True)
+    with _worktree_metadata_lock(repo):
         forget_worktree(repo, workspace)
-        git("worktree", "prune", cwd=repo, check=False)
+
+
+def subtest_commit(repo: Path, base: str, files: dict[str, str], label: str,
+                   executable: list[str] | tuple[str, ...] = ()) -> str:
+    """The commit a run of this subtest starts from: `base` plus the subtest's files, committed once
+    per subtest with one `git fast-import` (identity and dates are fixed, so the same files always
+    give the same commit). Returns `base` itself when the subtest has no files."""
+    if not files:
+        return base
+    digest = hashlib.sha256(repr((sorted(files.items()), sorted(executable))).encode()).hexdigest()
+    cache_key = (str(repo), base, digest)
+    cached = _SUBTEST_COMMITS.get(cache_key)
+    if cached is not None:
+        return cached
+    with _worktree_metadata_lock(repo):  # several processes may share the repository (Ray workers)
+        cached = _SUBTEST_COMMITS.get(cache_key)
+        if cached is not None:
+            return cached
+        ref = f"refs/tierbench/subtests/{digest[:24]}"
+        message = b"tierbench: subtest files\n"  # no label: equal files give one commit whichever subtest
+        stream = [f"commit {ref}\n".encode(),
+                  f"author {GIT_ENV['GIT_AUTHOR_NAME']} <{GIT_ENV['GIT_AUTHOR_EMAIL']}> 946684800 +0000\n".encode(),
+                  f"committer {GIT_ENV['GIT_COMMITTER_NAME']} <{GIT_ENV['GIT_COMMITTER_EMAIL']}> "
+                  "946684800 +0000\n".encode(),
+                  f"data {len(message)}\n".encode(), message, f"from {base}\n".encode()]
+        for rel, content in sorted(files.items()):
+            data = content.encode("utf-8")
+            mode = "100755" if rel in executable else "100644"
+            stream += [f"M {mode} inline {_fast_import_path(rel)}\n".encode(), f"data {len(data)}\n".encode(),
+                       data, b"\n"]
+        stream.append(b"\n")
+        proc = subprocess.run(["git", "fast-import", "--quiet", "--force"], input=b"".join(stream), cwd=repo,
+                              env={**os.environ, **GIT_ENV}, capture_output=True)
+        if proc.returncode != 0:
+            raise WorkspaceError(f"git fast-import failed in {repo} for subtest {label}: "
+                                 f"{proc.stderr.decode(errors='replace').strip()}")
+        commit = git("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=repo).strip()
+        _SUBTEST_COMMITS[cache_key] = commit
+        return commit
+
+
+def _fast_import_path(rel: str) -> str:
+    path = Path(rel).as_posix()
+    if path.startswith("/") or ".." in Path(path).parts:
+        raise WorkspaceError(f"subtest file {rel!r} is outside the workspace: use a relative path")
+    if path.startswith('"') or "\n" in path or "\\" in path:
+        return '"' + path.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return path
 
 
 def commit_subtest_files(workspace: Path, files: dict[str, str], label: str,

@@ -1,0 +1,317 @@
+"""--executor ray against a real multi-node Ray cluster on loopback, in its own network namespace.
+
+One cluster for the module: a head (no CPUs, no run slots) and two worker nodes `a` and `b`, each
+with two `tierbench_slot`s and a workdir of its own (no shared filesystem between nodes). The CLI
+runs inside the namespace too. The tests run in file order; the last one kills node a's raylet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import cli_env, completed_runs, result_files, tierbench_cmd
+from tests.support.ray_cluster import LocalRayCluster, namespaces_available
+from tests.support.testdirs import make_test_dir
+
+ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'tierbench[ray]' (make test installs it)")
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+_NO_NAMESPACE = namespaces_available()
+if _NO_NAMESPACE:  # never run Ray outside a private namespace: it would advertise the host's address
+    pytest.skip(_NO_NAMESPACE, allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    root = tmp_path_factory.mktemp("raycluster")
+    with LocalRayCluster(root, {"a": {"tierbench_slot": 2}, "b": {"tierbench_slot": 2}}) as running:
+        yield running
+    assert running.pids() == [], "a Ray process of the test cluster survived stop()"
+    assert _processes_under(root) == [], "a process started by the cluster survived stop()"
+
+
+def _cli(cluster: LocalRayCluster, *args: object, timeout: float = 400) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*cluster.prefix, *tierbench_cmd(*args)], capture_output=True, text=True,
+                          timeout=timeout, env=cluster.env(cli_env()))
+
+
+_DRIVERS: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_driver_left():
+    """A failed test must not leave its coordinator (and its agents) running."""
+    yield
+    while _DRIVERS:
+        driver = _DRIVERS.pop()
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.communicate()
+
+
+def _start_cli(cluster: LocalRayCluster, *args: object) -> subprocess.Popen[str]:
+    driver = subprocess.Popen([*cluster.prefix, *tierbench_cmd(*args)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=cluster.env(cli_env()), start_new_session=True)
+    _DRIVERS.append(driver)
+    return driver
+
+
+def _run_args(test_dir: Path, results: Path, cluster: LocalRayCluster, *agent: str, runs: int = 2) -> list[object]:
+    return ["run", test_dir, "--results-dir", results, "--runs", runs, "--parallel", 4, "--executor", "ray",
+            "--ray-address", cluster.address, "--no-preflight", "--no-report", *agent]
+
+
+def _plan(tiers=("T0", "T1"), subtests=2, runs=2) -> set[str]:
+    return {f"{t}/{s:02d}/run_{r:02d}" for t in tiers for s in range(subtests) for r in range(1, runs + 1)}
+
+
+def _journal_results(exp: Path) -> Counter:
+    """How often each run was recorded as a result (`run`, or adopted on load)."""
+    events: Counter = Counter()
+    for line in (exp / "journal.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        if event.get("ev") == "run" or (event.get("ev") == "reconcile" and event.get("action") == "adopt"):
+            events[f"{event['tier']}/{event['subtest']}/run_{int(event['run']):02d}"] += 1
+    return events
+
+
+def _processes_under(path: Path) -> list[int]:
+    """Live PIDs whose working directory lies inside `path` (agents run in their node's workspaces)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if cwd.startswith(str(path)) and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def _assert_whole(exp: Path, plan: set[str], cluster: LocalRayCluster) -> dict[str, dict]:
+    """Every planned run has exactly one result, recorded exactly once, and `check` agrees."""
+    assert set(completed_runs(exp)) == plan
+    on_disk = result_files(exp)
+    assert set(on_disk) == plan
+    recorded = _journal_results(exp)
+    assert set(recorded) == plan and set(recorded.values()) == {1}, f"recorded other than once: {recorded}"
+    check = _cli(cluster, "check", exp)
+    assert check.returncode == 0, check.stdout + check.stderr
+    return on_disk
+
+
+def test_runs_land_on_both_worker_nodes_and_the_experiment_checks(tmp_path, cluster):
+    test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T0", "T1"), subtests=2)
+    results = tmp_path / "results"
+    proc = _cli(cluster, *_run_args(test_dir, results, cluster, "--agent", "demo", "--agent-opt", "delay=0.5",
+                                    runs=3))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    exp = results / "calc"
+    on_disk = _assert_whole(exp, _plan(runs=3), cluster)
+    nodes = {data["node_id"] for data in on_disk.values()}
+    assert None not in nodes and len(nodes) >= 2, f"runs did not spread over both worker nodes: {nodes}"
+    # Each run's directory came back whole from its node: agent logs, judgment, diff.
+    for key in on_disk:
+        assert (exp / key / "agent" / "diff.patch").is_file() and (exp / key / "judge" / "judge_01" / "judgment.json").is_file()
+    # No shared filesystem: each worker node built its own copy of the repository from the bundle.
+    for name in ("a", "b"):
+        assert list(cluster.node_workdir(name).glob("*/*/repo/.git/tierbench-base")), f"node {name} has no repo copy"
+    # The same experiment run locally gives the same results (the demo agent is deterministic).
+    local = _cli(cluster, "run", test_dir, "--results-dir", tmp_path / "local", "--runs", 3, "--parallel", 4,
+                 "--agent", "demo", "--no-preflight", "--no-report")
+    assert local.returncode == 0, local.stderr[-3000:]
+    assert completed_runs(tmp_path / "local" / "calc") == completed_runs(exp)
+
+
+def test_driver_sigkill_then_resume_runs_nothing_twice(tmp_path, cluster):
+    test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T0", "T1"), subtests=2)
+    results = tmp_path / "results"
+    exp = results / "calc"
+    args = _run_args(test_dir, results, cluster, "--agent", "command", "--agent-opt", "cmd=sleep 3", runs=3)
+    driver = _start_cli(cluster, *args)
+    nodes_dir = cluster.root / "nodes"
+    _wait_for(lambda: (exp / "journal.jsonl").exists() and _journal_results(exp) and _processes_under(nodes_dir),
+              240, "a recorded run and agents running on the cluster")
+    assert _processes_under(nodes_dir), "no agent was in flight when the driver was killed"
+    driver.send_signal(signal.SIGKILL)
+    driver.communicate(timeout=60)
+    # The job's workers die with their driver, and their agents with them.
+    _wait_for(lambda: not _processes_under(nodes_dir), 30, "the in-flight agents to die with the driver")
+    done_before = set(_journal_results(exp))
+    assert done_before and done_before != _plan(runs=3)
+    resumed = _cli(cluster, "resume", exp, "--ray-address", cluster.address)
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    _assert_whole(exp, _plan(runs=3), cluster)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return any(_state(p) not in ("Z", "") for p in _members(pgid))
+
+
+def _started(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except OSError:
+        return ""
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""
+
+
+def _members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                    members.append(int(entry.name))
+            except OSError:
+                continue
+    return members
+
+
+GATE_AGENT = """
+import json, pathlib, sys, time
+calls = pathlib.Path(sys.argv[1])
+with calls.open("a") as f:
+    f.write("x\\n")
+n = len(calls.read_text().splitlines())
+if n == 1:  # the first agent to start hits a quota while three others are busy and two runs queue
+    time.sleep(1.5)
+    print(json.dumps({"type": "result", "subtype": "success", "is_error": True,
+                      "result": "Claude AI usage limit reached|%d" % int(time.time() + 600)}))
+    sys.exit(1)
+time.sleep(6)
+print(json.dumps({"type": "result", "subtype": "success", "is_error": False, "result": "done"}))
+"""
+
+
+def test_a_rate_limit_on_one_node_closes_the_gate_for_the_cluster(tmp_path, cluster):
+    """Six runs, four slots: two runs queue. The first agent is rate limited; the coordinator stops
+    launching everywhere and cancels what has not started (the agent script counts its calls on
+    this machine's filesystem, which both test nodes share)."""
+    test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T0",), subtests=1)
+    script = tmp_path / "gate_agent.py"
+    script.write_text(GATE_AGENT)
+    calls = tmp_path / "calls"
+    results = tmp_path / "results"
+    exp = results / "calc"
+    proc = _cli(cluster, "run", test_dir, "--results-dir", results, "--runs", 6, "--parallel", 6,
+                "--executor", "ray", "--ray-address", cluster.address, "--no-preflight", "--no-report",
+                "--on-rate-limit", "exit", "--agent", "command", "--agent-opt", f"cmd={sys.executable} {script} {calls}")
+    assert proc.returncode == 2, proc.stderr[-4000:]
+    assert "Rate limited until" in proc.stderr
+    started = len(calls.read_text().splitlines())
+    # Four started at once; the freed slot may have been taken before the gate closed; the last
+    # queued run was withdrawn, never started.
+    assert 4 <= started <= 5, f"{started} agents started"
+    checkpoint = json.loads((exp / "checkpoint.json").read_text())
+    assert checkpoint["status"] == "paused_rate_limit" and checkpoint["rate_limited_attempts"] == 1
+    assert checkpoint["error_attempts"] == 0, "a withdrawn run is not an attempt"
+    assert len(completed_runs(exp)) == started - 1
+    limited = list(exp.glob("T0/00/run_*/attempts/*/run_result.json"))
+    assert len(limited) == 1 and json.loads(limited[0].read_text())["status"] == "rate_limited"
+
+
+def _ray_worker_of(pid: int) -> int:
+    """The Ray worker process an agent descends from."""
+    current = pid
+    while current > 1:
+        cmdline = _cmdline(current)
+        if b"ray::" in cmdline or b"default_worker.py" in cmdline:
+            return current
+        current = int(Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    raise LookupError(f"process {pid} does not descend from a Ray worker")
+
+
+def test_worker_sigkill_kills_its_agent_and_the_run_is_relaunched(tmp_path, cluster):
+    """The OOM killer's way: SIGKILL the Ray worker running an agent. Ray cannot clean up after a
+    SIGKILLed worker; the run's guard must kill the agent, and the run completes elsewhere."""
+    test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T0", "T1"), subtests=2)
+    results = tmp_path / "results"
+    exp = results / "calc"
+    driver = _start_cli(cluster, *_run_args(test_dir, results, cluster, "--agent", "command",
+                                            "--agent-opt", "cmd=sleep 25", runs=1))
+    nodes_dir = cluster.root / "nodes"
+    agents: list[int] = []
+
+    def agent_started() -> bool:
+        agents[:] = [pid for pid in _processes_under(nodes_dir) if _cmdline(pid).startswith(b"sleep")]
+        return bool(agents)
+
+    _wait_for(agent_started, 240, "an agent running on the cluster")
+    agent = agents[0]
+    group = os.getpgid(agent)
+    os.kill(_ray_worker_of(agent), signal.SIGKILL)
+    _wait_for(lambda: not _group_alive(group), 15, f"agent {agent}'s process group to die with its worker")
+    out, err = driver.communicate(timeout=400)
+    assert driver.returncode == 0, err[-4000:]
+    _assert_whole(exp, _plan(runs=1), cluster)
+    attempts = [json.loads(p.read_text()) for p in exp.glob("T*/*/run_*/attempts/*/run_result.json")]
+    assert len(attempts) == 1 and "WorkerCrashedError" in attempts[0]["error"] and attempts[0]["node_id"], attempts
+
+
+def test_raylet_kill_turns_runs_into_lost_attempts_that_complete_on_the_other_node(tmp_path, cluster):
+    test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T0", "T1"), subtests=2)
+    results = tmp_path / "results"
+    exp = results / "calc"
+    driver = _start_cli(cluster, *_run_args(test_dir, results, cluster, "--agent", "command",
+                                            "--agent-opt", "cmd=sleep 6", runs=2))
+    node_a = cluster.node_workdir("a")
+    _wait_for(lambda: len(_processes_under(node_a)) >= 1, 240, "agents running on node a")
+    victims = {pid: _started(pid) for pid in _processes_under(node_a)}
+    os.kill(cluster.raylet_pid("a"), signal.SIGKILL)
+    # No agent process of the dead node lives on (a PID reused by another process does not count).
+    _wait_for(lambda: not _processes_under(node_a), 60, "node a's agents to die with their node")
+    survivors = [pid for pid, started in victims.items() if _state(pid) not in ("Z", "") and _started(pid) == started]
+    assert not survivors, f"agents of the dead node still run: {survivors}"
+    out, err = driver.communicate(timeout=400)
+    assert driver.returncode == 0, err[-4000:]
+    on_disk = _assert_whole(exp, _plan(runs=2), cluster)
+    lost = []
+    for attempt in sorted(exp.glob("T*/*/run_*/attempts/*/run_result.json")):
+        data = json.loads(attempt.read_text())
+        assert data["status"] == "error" and data["node_id"], data
+        lost.append((str(attempt.parent.parent.parent.relative_to(exp)), data["node_id"], data["error"]))
+    assert lost, "killing node a's raylet mid-run produced no infrastructure-error attempt"
+    dead = {node for _, node, _ in lost}
+    assert len(dead) == 1, f"lost attempts name more than one node: {lost}"
+    for key, node, error in lost:
+        assert any(name in error for name in ("NodeDiedError", "WorkerCrashedError", "ObjectLostError")), error
+        assert on_disk[key]["node_id"] != node, f"{key} completed on the node that died"
+    assert "relaunching" in err
