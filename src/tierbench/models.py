@@ -86,6 +86,7 @@ class ExperimentStatus(str, Enum):
     INTERRUPTED = "interrupted"
     COMPLETED = "completed"
     FAILED = "failed"
+    BUDGET_REACHED = "budget_reached"  # --budget-usd stopped it; a rerun with more continues
 
 
 def grade_for(score: float) -> str:

@@ -41,9 +41,9 @@ def test_library_example_runs_cumulatively_with_provenance(tmp_path: Path) -> No
     assert report.returncode == 0, report.stderr
     rows = list(csv.DictReader((exp / "runs.csv").open()))
     row = next(r for r in rows if (r["tier"], r["subtest"]) == ("T3", "01"))
-    assert [int(row[k]) for k in ("claude_md_lines", "skills", "agents", "mcp_servers", "config_files")] == [
+    assert [int(row[k]) for k in ("claude_md_lines", "skills", "subagents", "mcp_servers", "config_files")] == [
         config["config_size"][k] for k in ("claude_md_lines", "skills", "agents", "mcp_servers", "files")]
-    assert {r["agents"] for r in rows if r["tier"] == "T0"} == {"0"}
+    assert {r["subagents"] for r in rows if r["tier"] == "T0"} == {"0"}
 
 
 def load_snapshot_subtests(exp: Path) -> dict[str, dict[str, str]]:
