@@ -73,8 +73,7 @@ def test_plan_from_a_pilot_forecasts_cost_and_wall_time(tmp_path: Path):
 
 def test_plan_with_a_prior_and_no_cost_says_so():
     plan = make_plan(EXAMPLES, uplift=0.3, prior_pass_rate=0.4)
-    assert {r.test_id for r in plan.rows} == {p.parent.name for p in EXAMPLES.glob("*/test.yaml")} >= {
-        "js-slugify", "py-fizzbuzz", "sh-wordcount", "py-roman"}
+    assert {r.test_id for r in plan.rows} == {"js-slugify", "py-fizzbuzz", "py-roman", "sh-wordcount"}
     assert {r.runs_per_subtest for r in plan.rows} == {runs_for_uplift(0.4, 0.3)}
     assert plan.total_cost == 0.0 and not plan.cost_complete
     assert "forecast cost unknown (give --pilot or --cost-per-run)" in render_plan(plan)
