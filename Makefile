@@ -8,17 +8,19 @@ CLAUDE_CODE_DIR := .tools/claude-code
 CLAUDE_BIN := $(CLAUDE_CODE_DIR)/node_modules/.bin/claude
 DEMO_RESULTS ?= results/demo
 
-.PHONY: install dev claude-code demo test clean
+.PHONY: install dev claude-code browser vendor-htmx demo test clean
+# htmx is vendored into the viewer (the browser may have no network); `make vendor-htmx` refreshes it.
+HTMX_VERSION := 2.0.11
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -e '.[view]'
 
 dev: $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,view]'
 
 # Installs the pinned CLI when npm exists; without npm the e2e tests skip with a visible reason.
 claude-code:
@@ -30,10 +32,27 @@ claude-code:
 	  fi; \
 	else echo "npm not found: the Claude Code e2e tests will be skipped"; fi
 
+# The viewer's browser tests drive Debian's Chromium through Playwright (Playwright's own browser
+# download cannot work offline). Without chromium and without root apt-get they skip, saying why.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium (Debian) for the viewer's browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "no /usr/bin/chromium and no root apt-get: the viewer's browser tests will be skipped"; fi; \
+	fi
+
+vendor-htmx:
+	@tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent htmx.org@$(HTMX_VERSION) >/dev/null && \
+	  tar xzf htmx.org-$(HTMX_VERSION).tgz && \
+	  cp package/dist/htmx.min.js $(CURDIR)/src/tierbench/view/static/htmx.min.js && \
+	  cp package/LICENSE $(CURDIR)/src/tierbench/view/static/htmx.LICENSE && rm -rf $$tmp && \
+	  echo "vendored htmx $(HTMX_VERSION)"
+
 demo: install
 	$(BIN)/tierbench batch examples/tests --results-dir $(DEMO_RESULTS) --agent demo --threads 2
 
-test: dev claude-code
+test: dev claude-code browser
 	TIERBENCH_CLAUDE_BIN="$(abspath $(CLAUDE_BIN))" $(BIN)/python -m pytest -q -p no:cacheprovider
 
 clean:

@@ -31,6 +31,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be a port number from 0 to 65535")
+    return value
+
+
 def _duration(text: str) -> float:
     """Seconds, or a number with s/m/h/d (e.g. 90m, 6h)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -133,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--retry-errors", action="store_true")
     batch.add_argument("--quiet", action="store_true")
     add_experiment_options(batch)
+
+    from tierbench.view.command import add_view_parser
+
+    add_view_parser(sub, _port)
     return parser
 
 
@@ -163,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
             from tierbench.batch import cmd_batch
 
             return cmd_batch(args, requested_config(args))
+        if args.command == "view":
+            from tierbench.view.command import cmd_view
+
+            return cmd_view(args)
     except KeyboardInterrupt:
         print_error("interrupted")
         return EXIT_INTERRUPTED

@@ -1,0 +1,50 @@
+"""`tierbench view PATH [--port N] [--host H] [--export DIR]`: what the command does."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tierbench.exitcodes import EXIT_ERROR, EXIT_OK, print_error
+
+MISSING_EXTRA = ("tierbench view needs the web extra ({name} is not installed). Fix: pip install 'tierbench[view]' "
+                 "(or: make dev)")
+
+
+def add_view_parser(sub: argparse._SubParsersAction, port_type: object) -> None:
+    view = sub.add_parser("view", help="browse an experiment or batch directory in a web browser (read-only)")
+    view.add_argument("path", type=Path, help="an experiment directory or a batch results directory")
+    view.add_argument("--port", type=port_type, default=8765, help="port to listen on (default 8765; 0 picks a free one)")
+    view.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, loopback only)")
+    view.add_argument("--export", type=Path, default=None, metavar="DIR",
+                      help="write a self-contained static copy into DIR instead of serving")
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    try:
+        from tierbench.view.data import ViewError
+    except ImportError as exc:  # pragma: no cover - the core install always has these
+        print_error(str(exc))
+        return EXIT_ERROR
+    try:
+        import jinja2  # noqa: F401
+        import pygments  # noqa: F401
+        import starlette  # noqa: F401
+        if args.export is None:
+            import uvicorn  # noqa: F401
+    except ImportError as exc:
+        print_error(MISSING_EXTRA.format(name=exc.name))
+        return EXIT_ERROR
+    try:
+        if args.export is not None:
+            from tierbench.view.export import export_site
+
+            index, written = export_site(args.path, args.export)
+            print(f"wrote {written} files; open {index}")
+            return EXIT_OK
+        from tierbench.view.app import serve
+
+        return serve(args.path, host=args.host, port=args.port)
+    except ViewError as exc:
+        print_error(str(exc))
+        return EXIT_ERROR
