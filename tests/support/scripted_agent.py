@@ -7,7 +7,8 @@ writes a Claude Code `stream-json --verbose` transcript to `$TIERBENCH_RUN_DIR/a
 
 Environment knobs (all optional):
     SCRIPTED_GATE=PATH   wait until PATH exists before finishing (a run stays in flight until then)
-    SCRIPTED_HOSTILE=1   write markup into the transcript, the diff and a file name
+    SCRIPTED_HOSTILE=1   write markup into the transcript, the diff and a file name (also when
+                         the prompt contains "[hostile]")
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ HOSTILE_FILE = '<img src=x onerror=window.__pwned=1>.txt'
 
 def main() -> int:
     tier, subtest, run = os.environ["TIERBENCH_TIER"], os.environ["TIERBENCH_SUBTEST"], int(os.environ["TIERBENCH_RUN"])
-    hostile = os.environ.get("SCRIPTED_HOSTILE") == "1"
+    prompt = Path(os.environ["TIERBENCH_PROMPT_FILE"]).read_text()
+    hostile = os.environ.get("SCRIPTED_HOSTILE") == "1" or "[hostile]" in prompt
     events: list[dict] = []
     transcript = Path(os.environ["TIERBENCH_RUN_DIR"]) / "agent" / "transcript.jsonl"
 
