@@ -11,6 +11,7 @@ import asyncio
 import json
 import socket
 import sys
+import threading
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -172,6 +173,13 @@ def _tier(tier: str) -> str:
     return tier
 
 
+def _warm(source: Source) -> None:
+    try:
+        source.experiments()
+    except Exception:  # a request will meet the same problem and show it
+        pass
+
+
 def serve(path: Path, host: str = "127.0.0.1", port: int = 8765) -> int:
     """Serve PATH until interrupted; prints the URL first (port 0 picks a free port)."""
     import uvicorn
@@ -194,6 +202,8 @@ def serve(path: Path, host: str = "127.0.0.1", port: int = 8765) -> int:
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"tierbench: note: {host} is not loopback; anyone who can reach it can read these results",
               file=sys.stderr, flush=True)
+    # Build the run indexes now, while the user opens the browser, not on the first request.
+    threading.Thread(target=_warm, args=(source,), name="tierbench-view-warm", daemon=True).start()
     config = uvicorn.Config(create_app(source), log_level="warning", access_log=False,
                             timeout_graceful_shutdown=1, lifespan="off")
     server = uvicorn.Server(config)

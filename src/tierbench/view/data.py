@@ -170,20 +170,26 @@ def row_from_result(row: RunRow, data: dict[str, Any]) -> None:
 
 
 def read_row(run_dir: str, tier: str, subtest: str, run: int) -> RunRow:
-    """The row of one run directory: its result, or its latest archived attempt's status."""
+    """The row of one run directory: its result, or its latest archived attempt's status.
+    One scandir says what the directory holds, so a pending run costs no failed open()."""
     row = RunRow(key=f"{tier}/{subtest}/{run_dir_name(run)}", tier=tier, subtest=subtest, run=run)
-    attempts = _attempt_numbers(os.path.join(run_dir, "attempts"))
-    row.attempts = len(attempts)
     try:
-        data = _read_json(os.path.join(run_dir, RUN_RESULT_NAME))
-    except FileNotFoundError:
-        data = None
-    except (OSError, ValueError):
-        row.outcome, row.error = "error", f"{RUN_RESULT_NAME} is unreadable"
+        names = {entry.name for entry in os.scandir(run_dir)}
+    except (FileNotFoundError, NotADirectoryError):
         return row
-    if isinstance(data, dict):
-        row_from_result(row, data)
-        return row
+    attempts = _attempt_numbers(os.path.join(run_dir, "attempts")) if "attempts" in names else []
+    row.attempts = len(attempts)
+    if RUN_RESULT_NAME in names:
+        try:
+            data = _read_json(os.path.join(run_dir, RUN_RESULT_NAME))
+        except FileNotFoundError:
+            data = None
+        except (OSError, ValueError):
+            row.outcome, row.error = "error", f"{RUN_RESULT_NAME} is unreadable"
+            return row
+        if isinstance(data, dict):
+            row_from_result(row, data)
+            return row
     if attempts:
         try:
             last = _read_json(os.path.join(run_dir, "attempts", attempts[-1], RUN_RESULT_NAME))
@@ -277,21 +283,26 @@ class ExperimentView:
             self.test = None
             self.notes.append(f"test snapshot {self.layout.test_snapshot}: {exc}")
 
-    def planned_keys(self) -> list[RunKey]:
+    def planned(self) -> list[tuple[str, str, int]]:
+        """(tier, subtest, run) of every planned run: plan.py's rule, without building 10k RunKeys."""
         if self.config is None or self.test is None:
             return []
-        from tierbench.plan import plan_runs
+        from tierbench.plan import experiment_tiers, planned_subtests
 
-        return plan_runs(self.config, self.test)
+        return [(tier, sub.id, run) for tier in experiment_tiers(self.config, self.test)
+                for sub in planned_subtests(self.config, self.test, tier)
+                for run in range(1, self.config.runs_per_subtest + 1)]
 
     def _rebuild(self) -> None:
         rows: dict[str, RunRow] = {}
-        for key in self.planned_keys():
-            rows[str(key)] = RunRow(key=str(key), tier=key.tier, subtest=key.subtest, run=key.run,
-                                    agent=self.config.agent if self.config else "")
+        agent = self.config.agent if self.config else ""
+        for tier, subtest, run in self.planned():
+            key = f"{tier}/{subtest}/{run_dir_name(run)}"
+            rows[key] = RunRow(key=key, tier=tier, subtest=subtest, run=run, agent=agent)
         # Journal size first: an event appended while the files are read is read again, never missed.
         self._journal_ino, self._journal_pos = _journal_id(self.layout.journal)
         root = str(self.root)
+        extra = False
         for tier in ALL_TIERS:
             tier_dir = os.path.join(root, tier)
             for subtest in _subdirs(tier_dir, _SUBTEST_RE):
@@ -303,8 +314,10 @@ class ExperimentView:
                         continue
                     if not row.agent and row.key in rows:
                         row.agent = rows[row.key].agent
+                    extra = extra or row.key not in rows
                     rows[row.key] = row
-        self.rows = dict(sorted(rows.items(), key=lambda item: (item[1].tier, item[1].subtest, item[1].run)))
+        # Planned runs come in plan order; only runs found outside the plan need a sort.
+        self.rows = _sorted_rows(rows) if extra else rows
         self.best_subtests = self._read_best()
         self._read_checkpoint()
 
@@ -345,8 +358,8 @@ class ExperimentView:
             if old is not None and not row.agent:
                 row.agent = old.agent
             self.rows[row.key] = row
-        if touched:
-            self.rows = dict(sorted(self.rows.items(), key=lambda item: (item[1].tier, item[1].subtest, item[1].run)))
+            if old is None:
+                self.rows = _sorted_rows(self.rows)
         self._read_checkpoint()
 
     def _read_checkpoint(self) -> None:
@@ -570,6 +583,10 @@ def read_tail(path: Path, size: int = 16 * 1024) -> str | None:
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None
     return data.decode("utf-8", errors="replace")
+
+
+def _sorted_rows(rows: dict[str, RunRow]) -> dict[str, RunRow]:
+    return dict(sorted(rows.items(), key=lambda item: (item[1].tier, item[1].subtest, item[1].run)))
 
 
 def _subdirs(path: str, pattern: re.Pattern[str]) -> list[str]:
