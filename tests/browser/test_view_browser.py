@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -123,10 +124,20 @@ def test_running_experiment_gains_completed_run_without_reload(page, tmp_path):
             tier_row = page.locator("table.grid tbody tr", has_text="Prompts")
             expect(tier_row).to_contain_text("0/1")
             page.evaluate("window.__sameDocument = true")
+            # The run's own page, in a second tab, shows the transcript written so far.
+            run_page = page.context.new_page()
+            run_page.goto(viewer.url + "/e/calc/r/T0/00/run_01")
+            expect(run_page.locator("h1")).to_contain_text("running")
+            expect(run_page.locator("#transcript")).to_contain_text("I will read calc.py first.", timeout=LONG)
+            expect(run_page.locator("#transcript")).not_to_contain_text("Fixed add() and mul()")
+            run_page.evaluate("window.__sameDocument = true")
             gate.touch()
             expect(tier_row).to_contain_text("1/1", timeout=LONG)
             expect(page.locator("#status-bar")).to_contain_text("no process is running it", timeout=LONG)
             assert page.evaluate("window.__sameDocument") is True  # updated in place, never reloaded
+            expect(run_page.locator("#transcript")).to_contain_text("Fixed add() and mul()", timeout=LONG)
+            expect(run_page.locator("h1")).to_contain_text("passed", timeout=LONG)
+            assert run_page.evaluate("window.__sameDocument") is True
             assert page.errors == []
         assert run.wait(timeout=120) == 0, run.stderr.read()
     finally:
@@ -141,7 +152,8 @@ def test_running_experiment_gains_completed_run_without_reload(page, tmp_path):
 def test_pause_appears_live_with_a_countdown(page, batch_dir, tmp_path):
     exp = tmp_path / "calc"
     shutil.copytree(batch_dir / "calc", exp, symlinks=True)
-    with Viewer(exp) as viewer:
+    viewer = Viewer(exp)
+    try:
         page.goto(viewer.url + "/e/calc/")
         expect(page.locator("#status-bar")).to_contain_text("completed")
         page.evaluate("window.__sameDocument = true")
@@ -159,6 +171,9 @@ def test_pause_appears_live_with_a_countdown(page, batch_dir, tmp_path):
         first = countdown.inner_text()
         expect(countdown).not_to_have_text(first, timeout=LONG)  # it counts down
         assert page.evaluate("window.__sameDocument") is True
+        assert viewer.stop() == 130  # Ctrl+C ends the server with the interrupted exit code
+    finally:
+        viewer.stop()
 
 
 def test_100mb_transcript_opens_and_scrolls_in_pages(page, batch_dir, tmp_path):
@@ -177,6 +192,7 @@ def test_100mb_transcript_opens_and_scrolls_in_pages(page, batch_dir, tmp_path):
         page.locator("#transcript .more").scroll_into_view_if_needed()
         expect(page.locator("#transcript")).to_contain_text("Turn 67: checking.", timeout=LONG)
         assert page.errors == []
+        assert viewer.stop(signal.SIGTERM) == 130
 
 
 def test_export_is_self_contained_and_still_escapes(page, batch_dir, tmp_path):

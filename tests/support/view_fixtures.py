@@ -63,16 +63,17 @@ class Viewer:
             raise AssertionError(f"tierbench view printed no URL: {line!r} {self.proc.stderr.read()}")
         self.url = line[line.index("http://"):].split()[0].rstrip("/")
 
-    def stop(self) -> int:
+    def stop(self, sig: int = signal.SIGINT) -> int:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
         for stream in (self.proc.stdout, self.proc.stderr):
-            stream.close()
+            if not stream.closed:
+                stream.close()
         return self.proc.returncode
 
     def __enter__(self) -> "Viewer":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
 import sys
 import threading
@@ -24,6 +25,7 @@ from starlette.responses import (FileResponse, HTMLResponse, PlainTextResponse, 
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from tierbench.exitcodes import EXIT_INTERRUPTED
 from tierbench.models import RunKey
 from tierbench.view.data import NotFound, Source, check_key
 from tierbench.view.pages import HERE, RAW_FILES, Site, pygments_css
@@ -181,7 +183,7 @@ def _warm(source: Source) -> None:
 
 
 def serve(path: Path, host: str = "127.0.0.1", port: int = 8765) -> int:
-    """Serve PATH until interrupted; prints the URL first (port 0 picks a free port)."""
+    """Serve PATH until SIGINT/SIGTERM (then exit 130); prints the URL first (port 0 picks a free port)."""
     import uvicorn
 
     source = Source(path)
@@ -207,8 +209,19 @@ def serve(path: Path, host: str = "127.0.0.1", port: int = 8765) -> int:
     config = uvicorn.Config(create_app(source), log_level="warning", access_log=False,
                             timeout_graceful_shutdown=1, lifespan="off")
     server = uvicorn.Server(config)
+    # uvicorn re-raises the signal that stopped it once it has shut down; SIGTERM then takes the
+    # same path as Ctrl+C, so both end with the interrupted exit code, like every other command.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         sock.close()
-    return 0
+    print("tierbench view: stopped", file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -244,7 +244,12 @@ class Site:
         others = {t: r for t in exp.tiers() if (r := exp.best_run(t)) is not None and r.key != str(key)}
         return self.render("run.html", exp=exp, d=detail, key=key, attempt=attempt, tpage=first_page,
                            row=exp.rows.get(str(key)), compare_with=others, version=self.version(exp),
-                           live_exp=exp.name)
+                           live_exp=exp.name, live_tail=self._in_flight(exp, key, attempt))
+
+    def _in_flight(self, exp: ExperimentView, key: RunKey, attempt: str | None) -> bool:
+        """A served page of a run in flight polls for the transcript lines written after it."""
+        row = exp.rows.get(str(key))
+        return not self.links.static and attempt is None and row is not None and row.status == "running"
 
     def transcript_fragment(self, exp: ExperimentView, key: RunKey, first: int, attempt: str | None = None,
                             standalone: bool = False) -> str:
@@ -256,7 +261,8 @@ class Site:
             raise NotFound(f"{exp.name}: {key} has no transcript")
         tpage = transcripts.page(path, first)
         return self.render("transcript_page.html" if standalone else "_transcript.html", exp=exp, key=key,
-                           attempt=attempt, tpage=tpage, version=self.version(exp), live_exp=exp.name)
+                           attempt=attempt, tpage=tpage, version=self.version(exp), live_exp=exp.name,
+                           live_tail=not standalone and self._in_flight(exp, key, attempt))
 
     def compare(self, exp: ExperimentView, a: RunKey, b: RunKey) -> str:
         sides = []
@@ -266,7 +272,7 @@ class Site:
                           "tpage": transcripts.page(detail.transcript) if detail.transcript else None})
         config_rows = _config_rows(sides[0]["d"], sides[1]["d"])
         return self.render("compare.html", exp=exp, a=a, b=b, sides=sides, config_rows=config_rows,
-                           keys=list(exp.rows), version=self.version(exp), live_exp=exp.name)
+                           keys=list(exp.rows), version=self.version(exp), live_exp=exp.name, live_tail=False)
 
     def not_found(self, message: str) -> str:
         return self.render("error.html", message=message, version="", live_exp=None)
