@@ -36,7 +36,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from starlette.testclient import TestClient  # noqa: E402
+import warnings  # noqa: E402
+
+warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient")
+from starlette.testclient import TestClient  # noqa: E402  (in-process: measures the app, not the network)
 
 from tests.support.testdirs import make_test_dir  # noqa: E402
 from tests.support.view_fixtures import write_big_transcript  # noqa: E402

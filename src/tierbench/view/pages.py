@@ -189,7 +189,10 @@ class Site:
                          "entry": entries.get(exp.title()) or entries.get(exp.name),
                          "best": _best_tier(exp)})
         pooled = {t: summarize(r for e in experiments for r in e.rows.values() if r.tier == t) for t in tiers}
-        return self.render("index.html", rows=rows, tiers=tiers, pooled=pooled, summary=summary,
+        shown = {e.title() for e in experiments} | {e.name for e in experiments}
+        # Tests the batch tried that have no experiment directory (an invalid test, a failed start).
+        orphans = [r for r in summary.results if r.test_id not in shown] if summary is not None else []
+        return self.render("index.html", rows=rows, tiers=tiers, pooled=pooled, summary=summary, orphans=orphans,
                            version=self.version(), live_exp=None)
 
     def experiment(self, exp: ExperimentView) -> str:
