@@ -80,6 +80,11 @@ def test_filter_runs_by_outcome_and_tier(page, viewer):
     expect(page.locator("table.runs tbody")).to_contain_text("no runs match")
     page.select_option("select[name=outcome]", "passed")
     expect(rows).to_have_count(4)
+    page.select_option("select[name=tier]", "")
+    page.select_option("select[name=sort]", "cost")
+    expect(page).to_have_url(re.compile(r"sort=cost"))
+    costs = [float(c.replace("$", "")) for c in page.locator("table.runs tbody tr td:nth-child(5)").all_inner_texts()]
+    assert len(costs) == 6 and costs == sorted(costs, reverse=True)
     assert page.errors == []
 
 

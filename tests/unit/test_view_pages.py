@@ -65,3 +65,33 @@ def test_unknown_things_are_404_pages(tmp_path):
             response = client.get(url)
             assert response.status_code == 404, url
             assert "Not found" in response.text
+
+
+def test_run_page_lists_earlier_attempts_with_their_reasons(tmp_path):
+    from datetime import datetime, timezone
+
+    from tierbench.models import RateLimitInfo, RateLimitKind, RunResult, RunStatus
+
+    root = _experiment(tmp_path)
+    _result(root, "T0", "00", 1, "passed")
+    attempt_dir = root / "T0" / "00" / "run_01" / "attempts" / "01"
+    attempt_dir.mkdir(parents=True)
+    reset = datetime(2026, 11, 23, 18, 0, tzinfo=timezone.utc)
+    limited = RunResult(tier="T0", subtest="00", run_number=1, status=RunStatus.RATE_LIMITED,
+                        error="Claude AI usage limit reached|1763920800",
+                        rate_limit=RateLimitInfo(kind=RateLimitKind.QUOTA, source="agent", reset_at=reset,
+                                                 message="Claude AI usage limit reached"))
+    (attempt_dir / "run_result.json").write_text(limited.model_dump_json())
+    errored_dir = attempt_dir.parent / "02"
+    errored_dir.mkdir()
+    errored = RunResult(tier="T0", subtest="00", run_number=1, status=RunStatus.ERROR,
+                        error="command not found: claude")
+    (errored_dir / "run_result.json").write_text(errored.model_dump_json())
+    with Viewer(root) as viewer, httpx.Client(base_url=viewer.url) as client:
+        page = client.get("/e/calc/r/T0/00/run_01")
+        assert "Earlier attempts (2)" in page.text
+        assert "rate limited" in page.text and "Claude AI usage limit reached" in page.text
+        assert "2026-11-23T18:00:00+00:00" in page.text and "command not found: claude" in page.text
+        attempt = client.get("/e/calc/r/T0/00/run_01?attempt=01")
+        assert attempt.status_code == 200 and "attempt 01" in attempt.text
+        assert "it is not a result and counts in no rate" in attempt.text

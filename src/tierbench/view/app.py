@@ -80,7 +80,7 @@ def create_app(source: Source) -> Starlette:
             page = int(q.get("page", "1"))
         except ValueError:
             page = 1
-        return _html(site.runs(experiment_of(request), filters, page))
+        return _html(site.runs(experiment_of(request), filters, page, sort=q.get("sort", "")))
 
     def run(request: Request) -> Response:
         return _html(site.run(experiment_of(request), key_of(request), attempt_of(request)))

@@ -420,6 +420,16 @@ class ExperimentView:
             rows = [r for r in rows if tool in r.tools]
         return rows
 
+    SORTS = {"": None, "score": lambda r: (r.score is None, -(r.score or 0.0)),
+             "cost": lambda r: -r.cost, "tokens": lambda r: -r.tokens, "duration": lambda r: -r.duration}
+
+    def sorted_rows(self, rows: list[RunRow], sort: str) -> list[RunRow]:
+        """Run-key order, or highest score / cost / tokens / duration first (pending runs last)."""
+        key = self.SORTS.get(sort)
+        if key is None:
+            return rows
+        return sorted(rows, key=lambda r: (not r.is_result, key(r)))
+
     def facets(self) -> dict[str, list[str]]:
         rows = self.rows.values()
         return {

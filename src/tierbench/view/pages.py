@@ -232,12 +232,14 @@ class Site:
                            stats=summarize(rows), rows=rows[:RUNS_PER_PAGE], more=len(rows) > RUNS_PER_PAGE,
                            version=self.version(exp), live_exp=exp.name)
 
-    def runs(self, exp: ExperimentView, filters: dict[str, str], page: int = 1, fragment: bool = False) -> str:
-        rows = exp.filter(**filters)
+    def runs(self, exp: ExperimentView, filters: dict[str, str], page: int = 1, fragment: bool = False,
+             sort: str = "") -> str:
+        rows = exp.sorted_rows(exp.filter(**filters), sort)
         pages = max(1, math.ceil(len(rows) / RUNS_PER_PAGE))
         page = min(max(1, page), pages)
         shown = rows[(page - 1) * RUNS_PER_PAGE: page * RUNS_PER_PAGE]
-        context = dict(exp=exp, filters=filters, facets=exp.facets(), stats=summarize(rows), rows=shown,
+        context = dict(exp=exp, filters=filters, sort=sort, sorts=[k for k in exp.SORTS if k],
+                       facets=exp.facets(), stats=summarize(rows), rows=shown,
                        page=page, pages=pages, total=len(rows), version=self.version(exp), live_exp=exp.name)
         return self.render("_runs_live.html" if fragment else "runs.html", **context)
 
