@@ -49,6 +49,9 @@ def page(browser: object) -> Iterator[object]:
     page = context.new_page()
     page.errors = []  # type: ignore[attr-defined]
     page.on("pageerror", lambda error: page.errors.append(str(error)))  # type: ignore[attr-defined]
+    # Console errors include Content-Security-Policy violations: a page must need nothing it forbids.
+    page.on("console", lambda message: message.type == "error" and page.errors.append(  # type: ignore[attr-defined]
+        f"console: {message.text}"))
     yield page
     context.close()
 
