@@ -31,13 +31,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError("must be a port number from 0 to 65535")
-    return value
-
-
 def _duration(text: str) -> float:
     """Seconds, or a number with s/m/h/d (e.g. 90m, 6h)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -143,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from tierbench.view.command import add_view_parser
 
-    add_view_parser(sub, _port)
+    add_view_parser(sub)
     return parser
 
 

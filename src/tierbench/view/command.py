@@ -11,10 +11,20 @@ MISSING_EXTRA = ("tierbench view needs the web extra ({name} is not installed). 
                  "(or: make dev)")
 
 
-def add_view_parser(sub: argparse._SubParsersAction, port_type: object) -> None:
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be a port number from 0 to 65535 (0 picks a free one)")
+    return value
+
+
+def add_view_parser(sub: argparse._SubParsersAction) -> None:
     view = sub.add_parser("view", help="browse an experiment or batch directory in a web browser (read-only)")
     view.add_argument("path", type=Path, help="an experiment directory or a batch results directory")
-    view.add_argument("--port", type=port_type, default=8765, help="port to listen on (default 8765; 0 picks a free one)")
+    view.add_argument("--port", type=port_number, default=8765, help="port to listen on (default 8765; 0 picks a free one)")
     view.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, loopback only)")
     view.add_argument("--export", type=Path, default=None, metavar="DIR",
                       help="write a self-contained static copy into DIR instead of serving")
