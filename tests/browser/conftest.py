@@ -18,9 +18,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 
 def _skip_reason() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("playwright") is None:
         return "playwright is not installed (make dev installs it with the dev extras)"
     if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
         return f"no Chromium at {CHROMIUM} (make test installs Debian's chromium when run as root with apt-get)"

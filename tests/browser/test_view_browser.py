@@ -9,7 +9,6 @@ import shutil
 import signal
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
 import httpx

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
 
 from tierbench.exitcodes import EXIT_ERROR, EXIT_OK, print_error
@@ -31,20 +32,13 @@ def add_view_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_view(args: argparse.Namespace) -> int:
-    try:
-        from tierbench.view.data import ViewError
-    except ImportError as exc:  # pragma: no cover - the core install always has these
-        print_error(str(exc))
+    needed = ("starlette", "jinja2", "pygments") + (() if args.export is not None else ("uvicorn",))
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        print_error(MISSING_EXTRA.format(name=", ".join(missing)))
         return EXIT_ERROR
-    try:
-        import jinja2  # noqa: F401
-        import pygments  # noqa: F401
-        import starlette  # noqa: F401
-        if args.export is None:
-            import uvicorn  # noqa: F401
-    except ImportError as exc:
-        print_error(MISSING_EXTRA.format(name=exc.name))
-        return EXIT_ERROR
+    from tierbench.view.data import ViewError
+
     try:
         if args.export is not None:
             from tierbench.view.export import export_site

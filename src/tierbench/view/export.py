@@ -18,7 +18,7 @@ from tierbench.models import RunKey
 from tierbench.store.atomic import atomic_write_text
 from tierbench.view import transcript as transcripts
 from tierbench.view.data import ExperimentView, Source, ViewError, transcript_path
-from tierbench.view.pages import HERE, RUNS_PER_PAGE, Links, Site, key_slug, pygments_css
+from tierbench.view.pages import HERE, RUNS_PER_PAGE, Links, Site, pygments_css
 
 COPIED_FILES = ("agent/diff.patch", "agent/transcript.jsonl")
 
@@ -116,5 +116,3 @@ class _Writer:
             raise
         self.count += 1
 
-
-__all__ = ["export_site", "key_slug"]

@@ -22,7 +22,7 @@ from pygments.lexers import DiffLexer
 
 from tierbench.models import TIER_NAMES, RunKey
 from tierbench.view import transcript as transcripts
-from tierbench.view.data import ExperimentView, RunRow, Source, summarize
+from tierbench.view.data import ExperimentView, NotFound, Source, summarize, transcript_path
 
 HERE = Path(__file__).parent
 RUNS_PER_PAGE = 200
@@ -210,8 +210,6 @@ class Site:
     def tier(self, exp: ExperimentView, tier: str) -> str:
         rows = [r for r in exp.rows.values() if r.tier == tier]
         if not rows:
-            from tierbench.view.data import NotFound
-
             raise NotFound(f"{exp.name}: no tier {tier}")
         subtests = []
         for sub in exp.subtests(tier):
@@ -225,8 +223,6 @@ class Site:
     def subtest(self, exp: ExperimentView, tier: str, subtest: str) -> str:
         rows = [r for r in exp.rows.values() if r.tier == tier and r.subtest == subtest]
         if not rows:
-            from tierbench.view.data import NotFound
-
             raise NotFound(f"{exp.name}: no subtest {tier}/{subtest}")
         return self.render("subtest.html", exp=exp, tier=tier, subtest=subtest, spec=exp.resolved_subtest(tier, subtest),
                            stats=summarize(rows), rows=rows[:RUNS_PER_PAGE], more=len(rows) > RUNS_PER_PAGE,
@@ -258,11 +254,8 @@ class Site:
 
     def transcript_fragment(self, exp: ExperimentView, key: RunKey, first: int, attempt: str | None = None,
                             standalone: bool = False) -> str:
-        detail_base = exp.run_dir(key, attempt)
-        path = transcripts_path(detail_base)
+        path = transcript_path(exp.run_dir(key, attempt))
         if path is None:
-            from tierbench.view.data import NotFound
-
             raise NotFound(f"{exp.name}: {key} has no transcript")
         tpage = transcripts.page(path, first)
         return self.render("transcript_page.html" if standalone else "_transcript.html", exp=exp, key=key,
@@ -281,12 +274,6 @@ class Site:
 
     def not_found(self, message: str) -> str:
         return self.render("error.html", message=message, version="", live_exp=None)
-
-
-def transcripts_path(base: Path) -> Path | None:
-    from tierbench.view.data import transcript_path
-
-    return transcript_path(base)
 
 
 def _best_tier(exp: ExperimentView) -> str | None:
@@ -327,7 +314,3 @@ def _config_rows(a: Any, b: Any) -> list[dict[str, Any]]:
     names = list(dict.fromkeys([*left, *right]))
     return [{"name": n, "a": left.get(n, "(not set)"), "b": right.get(n, "(not set)"),
              "same": left.get(n) == right.get(n)} for n in names]
-
-
-def run_row_link(links: Links, exp: str, row: RunRow) -> str:
-    return links.run(exp, row.key)
