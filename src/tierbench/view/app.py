@@ -130,7 +130,7 @@ def create_app(source: Source) -> Starlette:
             last = None
             quiet = 0.0
             yield "retry: 2000\n\n"
-            while True:
+            while not await request.is_disconnected():
                 try:
                     version = await run_in_threadpool(current)
                 except NotFound:
