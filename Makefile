@@ -8,7 +8,7 @@ CLAUDE_CODE_DIR := .tools/claude-code
 CLAUDE_BIN := $(CLAUDE_CODE_DIR)/node_modules/.bin/claude
 DEMO_RESULTS ?= results/demo
 
-.PHONY: install dev claude-code browser vendor-htmx demo test clean
+.PHONY: install dev claude-code browser vendor-htmx demo test typecheck clean
 # htmx is vendored into the viewer (the browser may have no network); `make vendor-htmx` refreshes it.
 HTMX_VERSION := 2.0.11
 
@@ -52,8 +52,12 @@ vendor-htmx:
 demo: install
 	$(BIN)/tierbench batch examples/tests --results-dir $(DEMO_RESULTS) --agent demo --threads 2
 
-test: dev claude-code browser
+test: dev claude-code browser typecheck
 	TIERBENCH_CLAUDE_BIN="$(abspath $(CLAUDE_BIN))" $(BIN)/python -m pytest -q -p no:cacheprovider
+
+# mypy over src/ (settings in pyproject.toml); part of `make test`.
+typecheck: dev
+	$(BIN)/python -m mypy
 
 clean:
 	rm -rf $(VENV) .tools results

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tierbench.models import RunKey, RunResult, RunStatus
+from tierbench.models import ExperimentStatus, RunKey, RunResult, RunStatus
 from tierbench.store.layout import ExperimentLayout
 from tierbench.store.repair import repair_experiment, scan_run_dirs
 from tierbench.store.state import StateStore
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             results[size] = {"record_median": statistics.median(timings), "record_mean": statistics.fmean(timings),
                              "record_p99": timings[int(0.99 * (len(timings) - 1))], "bulk_per_record": built[size][3]}
         for size, (layout, keys, store, _) in built.items():
-            store.close("interrupted")
+            store.close(ExperimentStatus.INTERRUPTED)
             print(f"timing resume and repair at {size} ...", file=sys.stderr, flush=True)
             results[size].update(measure_load(layout, keys))
             shutil.rmtree(layout.root)

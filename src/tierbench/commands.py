@@ -10,17 +10,16 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
-from tierbench.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, print_error
-from tierbench.config import ExtensionError
+from tierbench.errors import TierbenchError
+from tierbench.exitcodes import EXIT_ERROR, EXIT_OK
 from tierbench.experiment import (ExperimentError, OpenedExperiment, backup_aside, experiment_root,
                                   new_config, reopen_experiment, start_experiment)
-from tierbench.spec import SpecError, load_test
+from tierbench.spec import load_test
 from tierbench.store.layout import ExperimentLayout
+from tierbench.signals import ignore_late_signals, install_stop_handlers
 from tierbench.store.lock import ExperimentLock, LockHeld
-
-
 
 
 class _TolerantStream:
@@ -92,19 +91,11 @@ def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
     from tierbench.execute.coordinator import Coordinator
     from tierbench.plan import plan_runs
     from tierbench.progress import make_progress
-    from tierbench.store.state import StateStore, StoreWriteError
+    from tierbench.store.state import StateStore
 
-    try:
-        opened, lock = _open_locked(args, requested)
-    except LockHeld as exc:
-        print_error(f"this experiment is already being run by another tierbench process (PID {exc.pid}). "
-             "Wait for it to finish, or stop it first.")
-        return EXIT_ERROR
-    except (SpecError, ExperimentError, ExtensionError) as exc:
-        print_error(str(exc))
-        return EXIT_ERROR
+    opened, lock = _open_locked(args, requested)
     layout, config = opened.layout, opened.config
-    progress = make_progress(quiet=args.quiet, stream=sys.stderr, parallel=config.parallel)
+    progress = make_progress(quiet=args.quiet, stream=cast(IO[str], sys.stderr), parallel=config.parallel)
     try:
         for note in opened.notes:
             progress.message(note)
@@ -113,47 +104,25 @@ def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
         for fixed in load_notes.fixed:
             progress.message(f"fixed on load: {fixed}")
         coordinator = Coordinator(layout, config, opened.test, store, progress)
-        _install_signal_handlers(coordinator)
+        install_stop_handlers(coordinator.request_stop, coordinator.registry.kill_all,
+                              stopping="in-flight runs go back to pending")
         _stop_with_parent_batch()
         try:
             outcome = coordinator.run()
         finally:
             progress.stop()
-    except StoreWriteError as exc:
-        print_error(str(exc))
-        return EXIT_ERROR
     finally:
         lock.release()
     if outcome.exit_code == EXIT_OK and not getattr(args, "no_report", False):
-        _write_report_quietly(layout.root)
+        from tierbench.report.render import write_report_or_warn  # matplotlib and scipy: only when needed
+
+        write_report_or_warn(layout.root)
     stream = sys.stdout if outcome.exit_code == EXIT_OK else sys.stderr
     print(outcome.message, file=stream, flush=True)
     if outcome.exit_code == EXIT_OK and (layout.root / "report.md").exists():
         print(f"Report: {layout.root / 'report.md'}", flush=True)
-    # Everything is saved. Python restores the default handlers while it shuts down, so a late
-    # Ctrl+C would turn exit 130 into death-by-signal; ignore signals for these last moments.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ignore_late_signals()
     return outcome.exit_code
-
-
-def _install_signal_handlers(coordinator: Any) -> None:
-    """First SIGINT/SIGTERM: stop cleanly (exit 130). A second: exit at once. Completed runs are
-    already durable in the fsync'd journal, so the hard exit loses nothing that finished."""
-    hits = {"count": 0}
-
-    def handle(signum: int, _frame: Any) -> None:
-        hits["count"] += 1
-        if hits["count"] == 1:
-            print_error(f"{signal.Signals(signum).name}: stopping; in-flight runs go back to pending "
-                 "(press Ctrl+C again to exit at once)")
-            coordinator.request_stop()
-        else:
-            coordinator.registry.kill_all()
-            os._exit(EXIT_INTERRUPTED)
-
-    signal.signal(signal.SIGINT, handle)
-    signal.signal(signal.SIGTERM, handle)
 
 
 def _stop_with_parent_batch() -> None:
@@ -171,23 +140,10 @@ def _stop_with_parent_batch() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _write_report_quietly(root: Path) -> None:
-    try:
-        from tierbench.report.render import write_report
-
-        write_report(root)
-    except Exception as exc:  # the experiment itself succeeded; say what went wrong with the report
-        print_error(f"report failed ({type(exc).__name__}: {exc}); rerun with: tierbench report {root}")
-
-
 def cmd_status(exp_dir: Path, *, as_json: bool) -> int:
     from tierbench.status import experiment_status, format_status
 
-    try:
-        status = experiment_status(ExperimentLayout(Path(exp_dir).resolve()))
-    except ExperimentError as exc:
-        print_error(str(exc))
-        return EXIT_ERROR
+    status = experiment_status(ExperimentLayout(Path(exp_dir).resolve()))
     print(json.dumps(status, indent=2, default=str) if as_json else format_status(status))
     return EXIT_OK
 
@@ -197,15 +153,18 @@ def cmd_check(exp_dir: Path) -> int:
 
     layout = ExperimentLayout(Path(exp_dir).resolve())
     if not layout.config_file.exists() and not layout.checkpoint.exists():
-        print_error(f"{layout.root} is not an experiment directory (no config/experiment.json)")
-        return EXIT_ERROR
+        raise ExperimentError(f"{layout.root} is not an experiment directory (no config/experiment.json)",
+                              "Pass the experiment directory (the one holding config/ and checkpoint.json)")
     problems = check_experiment(layout)
     if not problems:
         print(f"OK: {layout.root}: the checkpoint and the files agree")
         return EXIT_OK
     for problem in problems:
         print(f"{problem.kind}: {problem.path}: {problem.detail}")
-    print(f"{len(problems)} discrepancies. Fix them with: tierbench repair {layout.root}")
+    repairable = sum(p.repairable for p in problems)
+    advice = f" Fix {'them' if repairable == len(problems) else f'{repairable} of them'} with: tierbench repair {layout.root}" \
+        if repairable else ""
+    print(f"{len(problems)} discrepancies.{advice}")
     return EXIT_ERROR
 
 
@@ -215,31 +174,33 @@ def cmd_repair(path: Path) -> int:
     try:
         report = repair_experiment(Path(path))
     except LockHeld as exc:
-        print_error(f"a tierbench process (PID {exc.pid}) is running this experiment; repair it after that ends")
-        return EXIT_ERROR
-    except (OSError, ValueError) as exc:
-        print_error(f"repair failed: {exc}")
-        return EXIT_ERROR
+        raise ExperimentError(f"a tierbench process (PID {exc.pid}) is running this experiment",
+                              "Repair it after that ends") from None
     print(format_repair_report(report))
     return EXIT_OK
 
 
 def cmd_report(path: Path, out: Path | None, formats: str) -> int:
-    from tierbench.report.render import write_report
+    from tierbench.report.render import KNOWN_FORMATS, write_report
 
     wanted = {f.strip() for f in formats.split(",") if f.strip()}
-    unknown = wanted - {"md", "html", "json", "csv"}
+    unknown = wanted - KNOWN_FORMATS
     if unknown:
-        print_error(f"--format: unknown format(s) {sorted(unknown)}; use md,html,json,csv")
-        return EXIT_ERROR
+        raise TierbenchError(f"--format: unknown format(s) {sorted(unknown)}",
+                             f"Use a comma-separated list of {','.join(sorted(KNOWN_FORMATS))}")
     if not Path(path).is_dir():
-        print_error(f"{path}: not a directory (pass an experiment or batch results directory)")
-        return EXIT_ERROR
+        raise TierbenchError(f"{path}: not a directory", "Pass an experiment or batch results directory")
+    layout = ExperimentLayout(Path(path).resolve())
+    if layout.config_file.exists():  # an experiment: its config and state must be readable
+        from tierbench.config import load_config
+        from tierbench.store.results import load_state
+
+        load_config(layout.config_file)
+        load_state(layout, strict=not ExperimentLock(layout.lock_file).is_held())
     try:
         written = write_report(Path(path), out, wanted)
-    except (OSError, ValueError) as exc:
-        print_error(f"report failed: {exc}")
-        return EXIT_ERROR
+    except ValueError as exc:
+        raise TierbenchError(f"report failed: {exc}", f"Check the files named above, then rerun: tierbench report {path}") from None
     for file in written:
         print(file)
     return EXIT_OK

@@ -11,15 +11,19 @@ import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tierbench.errors import TierbenchError
+from tierbench.options import (ExperimentOptions, RateLimitPolicy, Thinking, describe_ignored, flag_of,
+                               option_meta, option_names, show_value)
 from tierbench.store.atomic import atomic_write_json
 
+__all__ = ["CONFIG_VERSION", "ConfigUnreadable", "EXTENSIBLE", "ExperimentConfig", "Extension", "ExtensionError", "RateLimitPolicy",
+           "Thinking", "describe_ignored", "diff_config", "extend_config", "load_config", "save_config"]
+
 CONFIG_VERSION = 1
-Thinking = Literal["None", "Low", "High", "UltraThink"]
-RateLimitPolicy = Literal["auto", "wait", "exit"]
 
 
 class Extension(BaseModel):
@@ -29,30 +33,15 @@ class Extension(BaseModel):
     changes: dict[str, list[Any]]  # field -> [old, new]
 
 
-class ExperimentConfig(BaseModel):
+class ExperimentConfig(ExperimentOptions):
+    """The saved options (see `tierbench.options`) plus the experiment's bookkeeping."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: int = CONFIG_VERSION
     experiment_id: str
     test_id: str
     test_dir: str  # where the test came from (informational; the snapshot is used)
-    tiers: tuple[str, ...]
-    runs_per_subtest: int = Field(default=3, gt=0)
-    max_subtests: int | None = Field(default=None, gt=0)
-    agent: str = "demo"
-    agent_options: dict[str, str] = Field(default_factory=dict)
-    model: str | None = None
-    judges: tuple[str, ...] = ("command",)
-    parallel: int = Field(default=2, gt=0)
-    timeout_seconds: int = Field(default=600, gt=0)
-    thinking: Thinking = "None"
-    keep_workspaces: bool = False
-    seed: int = 0
-    on_rate_limit: RateLimitPolicy = "auto"  # auto: wait when the reset is within max_wait
-    max_wait_seconds: float = Field(default=6 * 3600, ge=0)
-    default_rate_limit_wait_seconds: float = Field(default=60.0, gt=0)
-    preflight: bool = True
-    stall_limit: int = Field(default=5, gt=0)
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     extensions: tuple[Extension, ...] = ()
 
@@ -62,36 +51,41 @@ class ExperimentConfig(BaseModel):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-# Fields a user can pass on the command line, with their flag names (for messages).
-CLI_FIELDS: dict[str, str] = {
-    "tiers": "--tiers",
-    "runs_per_subtest": "--runs",
-    "max_subtests": "--max-subtests",
-    "agent": "--agent",
-    "agent_options": "--agent-opt",
-    "model": "--model",
-    "judges": "--judge",
-    "parallel": "--parallel",
-    "timeout_seconds": "--timeout",
-    "thinking": "--thinking",
-    "keep_workspaces": "--keep-workspaces",
-    "seed": "--seed",
-    "on_rate_limit": "--on-rate-limit",
-    "max_wait_seconds": "--max-wait",
-    "default_rate_limit_wait_seconds": "--rate-limit-wait",
-    "preflight": "--no-preflight",
-    "stall_limit": "--stall-limit",
-}
 # Changes that only add work; allowed on an existing experiment with --extend.
-EXTENSIBLE = ("runs_per_subtest", "tiers", "max_subtests")
+EXTENSIBLE: tuple[str, ...] = tuple(n for n in option_names(saved=True) if option_meta(n).extendable)
 
 
 def save_config(config: ExperimentConfig, path: Path) -> None:
     atomic_write_json(path, config.model_dump(mode="json"))
 
 
+class ConfigUnreadable(TierbenchError):
+    """config/experiment.json exists but cannot be read or does not validate. It is primary data
+    (nothing rebuilds it), so the fix is a backup or a fresh start."""
+
+
 def load_config(path: Path) -> ExperimentConfig:
-    return ExperimentConfig.model_validate_json(Path(path).read_text())
+    """The saved config. FileNotFoundError if there is none; ConfigUnreadable (one line naming the
+    file, the first problem and the fix) if it cannot be used."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ConfigUnreadable(f"{path}: unreadable config ({exc.strerror or exc})", _CONFIG_FIX) from None
+    try:
+        return ExperimentConfig.model_validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        problem = f"{where}: {first['msg']}" if where else first["msg"]
+        raise ConfigUnreadable(f"{path}: invalid config ({problem}; {exc.error_count()} problem(s))",
+                               _CONFIG_FIX) from None
+
+
+_CONFIG_FIX = ("Restore it from a backup, or start anew with: tierbench run TEST_DIR --fresh "
+               "(the old directory is moved aside, not deleted)")
 
 
 def diff_config(saved: ExperimentConfig, requested: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
@@ -108,25 +102,8 @@ def diff_config(saved: ExperimentConfig, requested: dict[str, Any]) -> dict[str,
     return differences
 
 
-def describe_ignored(differences: dict[str, tuple[Any, Any]]) -> list[str]:
-    """'--runs 5, experiment uses 3' lines for a resume that keeps the saved config."""
-    lines = []
-    for name, (asked, saved) in differences.items():
-        flag = CLI_FIELDS.get(name, name)
-        lines.append(f"{flag} {_show(asked)}, experiment uses {_show(saved)}")
-    return lines
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return " ".join(map(str, value)) or "(none)"
-    if isinstance(value, dict):
-        return " ".join(f"{k}={v}" for k, v in value.items()) or "(none)"
-    return str(value)
-
-
-class ExtensionError(ValueError):
-    pass
+class ExtensionError(TierbenchError):
+    """A change --extend cannot apply: it would change what the experiment measures."""
 
 
 def extend_config(saved: ExperimentConfig, differences: dict[str, tuple[Any, Any]]) -> ExperimentConfig:
@@ -136,8 +113,8 @@ def extend_config(saved: ExperimentConfig, differences: dict[str, tuple[Any, Any
     for name, (asked, current) in differences.items():
         if name not in EXTENSIBLE:
             raise ExtensionError(
-                f"{CLI_FIELDS.get(name, name)} cannot change on an existing experiment "
-                f"(it uses {_show(current)}); start anew with --fresh")
+                f"{flag_of(name)} cannot change on an existing experiment "
+                f"(it uses {show_value(current)}); start anew with --fresh")
         if name == "runs_per_subtest" and asked < current:
             raise ExtensionError(f"--runs can only grow (experiment uses {current})")
         if name == "max_subtests" and current is not None and (asked is None or asked < current):

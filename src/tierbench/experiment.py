@@ -15,13 +15,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tierbench.config import (ExperimentConfig, describe_ignored, diff_config, extend_config, load_config,
-                              save_config)
+from tierbench.config import ExperimentConfig, diff_config, extend_config, load_config, save_config
+from tierbench.errors import TierbenchError
+from tierbench.options import describe_ignored
 from tierbench.spec import LoadedTest, SpecError, load_test
 from tierbench.store.layout import ExperimentLayout, backup_path
 
 
-class ExperimentError(Exception):
+class ExperimentError(TierbenchError):
     """The experiment directory cannot be used as asked; the message says what to do."""
 
 
@@ -74,11 +75,7 @@ def reopen_experiment(root: Path, requested: dict[str, Any], *, extend: bool = F
     if not layout.config_file.exists():
         raise ExperimentError(f"{layout.root} is not an experiment directory (no config/experiment.json). "
                               "Start one with: tierbench run TEST_DIR")
-    try:
-        saved = load_config(layout.config_file)
-    except ValueError as exc:
-        raise ExperimentError(f"{layout.config_file}: unreadable config ({exc}). Restore it from a backup, "
-                              "or start anew with: tierbench run TEST_DIR --fresh") from None
+    saved = load_config(layout.config_file)  # ConfigUnreadable names the file and the fix
     differences = diff_config(saved, requested)
     notes: list[str] = []
     config = saved

@@ -78,6 +78,16 @@ class RunStatus(str, Enum):
         return self in (RunStatus.PASSED, RunStatus.FAILED)
 
 
+class ExperimentStatus(str, Enum):
+    """Where an experiment stands (checkpoint.json `status`)."""
+
+    RUNNING = "running"
+    PAUSED_RATE_LIMIT = "paused_rate_limit"
+    INTERRUPTED = "interrupted"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
 def grade_for(score: float) -> str:
     """Letter grade for a 0..1 score, per the scale in DESIGN.md."""
     if score >= 1.0:

@@ -65,14 +65,25 @@ class BestSubtest(BaseModel):
     rule: str = f"highest median score; medians within {BEST_SUBTEST_TIE} tie, won by fewer mean tokens"
 
 
+def best_of(medians: dict[str, float], mean_tokens: dict[str, float]) -> str | None:
+    """The best-subtest rule, the one place it is written (the planner and the report use it):
+    the highest median score wins; medians within BEST_SUBTEST_TIE of the top tie, and the tie goes
+    to fewer mean tokens, then the higher median, then the subtest id."""
+    if not medians:
+        return None
+    top = max(medians.values())
+    tied = [s for s, median in medians.items() if top - median <= BEST_SUBTEST_TIE + 1e-12]
+    return min(tied, key=lambda s: (mean_tokens.get(s, 0.0), -medians[s], s))
+
+
 def choose_best(tier: str, candidates: list[SubtestScores]) -> BestSubtest | None:
     scored = [c for c in candidates if c.scores]
     if not scored:
         return None
     medians = {c.subtest: statistics.median(c.scores) for c in scored}
-    top = max(medians.values())
-    tied = [c for c in scored if top - medians[c.subtest] <= BEST_SUBTEST_TIE]
-    winner = min(tied, key=lambda c: (c.mean_tokens, -medians[c.subtest], c.subtest))
+    tokens = {c.subtest: c.mean_tokens for c in scored}
+    winner_id = best_of(medians, tokens)
+    winner = next(c for c in scored if c.subtest == winner_id)
     return BestSubtest(
         tier=tier,
         subtest=winner.subtest,

@@ -19,16 +19,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
-RESULT_STATUSES = ("passed", "failed")
+from tierbench.models import RunStatus
 
 
 class ProgressSink(Protocol):
     def start(self, exp_label: str, totals: dict[str, int], done: dict[str, int], passed: int,
               cost: float) -> None: ...
     def run_started(self, key: str) -> None: ...
-    def run_finished(self, key: str, status: str, score: float | None, cost: float,
+    def run_finished(self, key: str, status: RunStatus, score: float | None, cost: float,
                      duration: float) -> None: ...
     def paused(self, until: datetime, source: str, message: str) -> None: ...
     def resumed(self) -> None: ...
@@ -83,14 +83,14 @@ class Tally:
         self.in_flight[key] = now
         self.peak_in_flight = max(self.peak_in_flight, len(self.in_flight))
 
-    def finished(self, key: str, status: str, cost: float, duration: float) -> None:
+    def finished(self, key: str, status: RunStatus, cost: float, duration: float) -> None:
         """Only passed/failed runs count as done; every attempt's cost was spent, so it counts."""
         self.in_flight.pop(key, None)
         self.cost += cost
-        if status in RESULT_STATUSES:
+        if status.is_result:
             tier = key.split("/", 1)[0]
             self.done[tier] = self.done.get(tier, 0) + 1
-            self.passed += status == "passed"
+            self.passed += status is RunStatus.PASSED
             self.durations.append(duration)
 
     def eta_seconds(self, parallel: int | None) -> float | None:
@@ -133,9 +133,9 @@ class PlainProgress:
     def run_finished(self, key, status, score, cost, duration) -> None:
         self.tally.finished(key, status, cost, duration)
         t = self.tally
-        scored = f" score={_score(score)}" if status in RESULT_STATUSES else ""
-        retry = "" if status in RESULT_STATUSES else " (not a result; will be retried)"
-        self._print(f"[{t.done_total}/{t.total}] {key} {status}{scored} cost=${cost:.3f} "
+        scored = f" score={_score(score)}" if status.is_result else ""
+        retry = "" if status.is_result else " (not a result; will be retried)"
+        self._print(f"[{t.done_total}/{t.total}] {key} {status.value}{scored} cost=${cost:.3f} "
                     f"{duration:.1f}s{retry}")
 
     def paused(self, until: datetime, source: str, message: str) -> None:
@@ -207,7 +207,7 @@ class RichProgress:
         self._clock = clock
         self._now = now
         self._started_at = clock()
-        self._live = None
+        self._live: Any = None
 
     def _render(self):
         from rich.console import Group
@@ -259,8 +259,8 @@ class RichProgress:
 
     def run_finished(self, key, status, score, cost, duration) -> None:
         self.tally.finished(key, status, cost, duration)
-        if status not in RESULT_STATUSES:
-            self.message(f"{key} {status}: not a result, will be retried", error=status == "error")
+        if not status.is_result:
+            self.message(f"{key} {status.value}: not a result, will be retried", error=status is RunStatus.ERROR)
         self._refresh()
 
     def paused(self, until: datetime, source: str, message: str) -> None:

@@ -19,17 +19,19 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tierbench.errors import TierbenchError
+from tierbench.judgespec import validate_judge_spec
 from tierbench.models import ALL_TIERS, DEFAULT_PASS_THRESHOLD
 
 
-class SpecError(Exception):
+class SpecError(TierbenchError):
     """A test directory is invalid. `str()` names the file, the field and the fix."""
 
     def __init__(self, path: Path | str, field: str | None, problem: str, fix: str, line: int | None = None):
-        self.path, self.field, self.problem, self.fix, self.line = str(path), field, problem, fix, line
+        self.path, self.field, self.problem, self.line = str(path), field, problem, line
         where = self.path + (f":{line}" if line else "")
         what = f" field '{field}'" if field else ""
-        super().__init__(f"{where}:{what} {problem}. Fix: {fix}")
+        super().__init__(f"{where}:{what} {problem}", f"Fix: {fix}")
 
 
 class _Strict(BaseModel):
@@ -331,8 +333,6 @@ def load_test(test_dir: Path) -> LoadedTest:
         tiers_root = _inside(test_dir, spec.subtests_dir, test_file, "subtests_dir")
     rubric_data, rubric_node = _read_yaml(rubric_path)
     rubric = _validate(Rubric, rubric_path, rubric_data, rubric_node)
-    from tierbench.judges import validate_judge_spec  # judges depend on spec, not the reverse
-
     for index, judge in enumerate(spec.judges):
         try:
             validate_judge_spec(judge)

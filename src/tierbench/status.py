@@ -7,18 +7,17 @@ OS lock, so a dead process never shows as running.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from tierbench.config import load_config
 from tierbench.experiment import ExperimentError
-from tierbench.models import RunResult, RunStatus
+from tierbench.models import RunStatus
 from tierbench.plan import plan_runs
 from tierbench.spec import SpecError, load_test
 from tierbench.store.layout import ExperimentLayout
 from tierbench.store.lock import ExperimentLock
+from tierbench.store.results import load_state, read_attempts, read_run_result
 
 
 def experiment_status(layout: ExperimentLayout) -> dict[str, Any]:
@@ -35,35 +34,28 @@ def experiment_status(layout: ExperimentLayout) -> dict[str, Any]:
         row = tiers.setdefault(key.tier, {"total": 0, "done": 0, "passed": 0, "failed": 0, "cost_usd": 0.0,
                                           "attempts_rate_limited": 0, "attempts_error": 0})
         row["total"] += 1
-        result_path = layout.run_result(key)
-        if result_path.exists():
-            try:
-                result = RunResult.model_validate_json(result_path.read_text())
-            except (OSError, ValueError):
-                result = None
-            if result is not None and result.status.is_result:
-                row["done"] += 1
-                row["passed" if result.status is RunStatus.PASSED else "failed"] += 1
-                row["cost_usd"] += result.cost_usd
-                total_cost += result.cost_usd
-        attempts = layout.attempts_dir(key)
-        if attempts.is_dir():
-            for attempt in attempts.glob("*/run_result.json"):
-                status = json.loads(attempt.read_text()).get("status")
-                if status == RunStatus.RATE_LIMITED.value:
-                    row["attempts_rate_limited"] += 1
-                elif status == RunStatus.ERROR.value:
-                    row["attempts_error"] += 1
-    checkpoint = _read_checkpoint(layout.checkpoint)
+        result = read_run_result(layout, key)
+        if result is not None and result.status.is_result:
+            row["done"] += 1
+            row["passed" if result.status is RunStatus.PASSED else "failed"] += 1
+            row["cost_usd"] += result.cost_usd
+            total_cost += result.cost_usd
+        for attempt in read_attempts(layout, key):
+            if attempt.status is RunStatus.RATE_LIMITED:
+                row["attempts_rate_limited"] += 1
+            elif attempt.status is RunStatus.ERROR:
+                row["attempts_error"] += 1
     lock = ExperimentLock(layout.lock_file)
     running = lock.is_held()
-    until = checkpoint.get("rate_limit_until")
+    # While a coordinator runs, a half-written last journal line is expected; the snapshot is whole.
+    checkpoint = load_state(layout, strict=not running)
+    until = checkpoint.rate_limit_until
     return {
         "experiment_dir": str(layout.root),
         "experiment_id": config.experiment_id,
         "test_id": config.test_id,
         "agent": config.agent,
-        "status": checkpoint.get("status", "not started"),
+        "status": checkpoint.status.value if layout.checkpoint.exists() or layout.journal.exists() else "not started",
         "running": running,
         "pid": lock.holder_pid() if running else None,
         "tiers": tiers,
@@ -71,21 +63,14 @@ def experiment_status(layout: ExperimentLayout) -> dict[str, Any]:
         "total": sum(t["total"] for t in tiers.values()),
         "passed": sum(t["passed"] for t in tiers.values()),
         "cost_usd": round(total_cost, 6),
-        "rate_limit_until": until,
-        "rate_limit_active": bool(until) and datetime.fromisoformat(until) > datetime.now(timezone.utc),
-        "rate_limit_source": checkpoint.get("rate_limit_source"),
-        "pause_count": checkpoint.get("pause_count", 0),
-        "total_pause_seconds": checkpoint.get("total_pause_seconds", 0.0),
+        "rate_limit_until": until.isoformat() if until is not None else None,
+        "rate_limit_active": until is not None and until > datetime.now(timezone.utc),
+        "rate_limit_source": checkpoint.rate_limit_source,
+        "pause_count": checkpoint.pause_count,
+        "total_pause_seconds": checkpoint.total_pause_seconds,
         "rate_limited_attempts": sum(t["attempts_rate_limited"] for t in tiers.values()),
         "error_attempts": sum(t["attempts_error"] for t in tiers.values()),
     }
-
-
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def format_status(status: dict[str, Any]) -> str:

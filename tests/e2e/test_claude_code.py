@@ -231,6 +231,24 @@ def test_rate_limited_run_is_bounded(tmp_path: Path, worktree: Path) -> None:
 
 @pytest.mark.e2e
 @pytest.mark.timeout(90)
+@pytest.mark.parametrize("mode", ["stream-json", "text"])
+def test_rate_limit_is_detected_in_each_output_mode(tmp_path: Path, worktree: Path, mode: str) -> None:
+    # The real CLI with its output format switched by the subtest: stream-json events or plain text.
+    args = ["--output-format", mode] + (["--verbose"] if mode == "stream-json" else [])
+    message = "Number of request tokens has exceeded your per-minute rate limit"
+    with FakeAnthropic([text_turn("never")], error=rate_limited(retry_after=0, message=message)) as api:
+        ctx = make_ctx(tmp_path, worktree, api, options={"max_retries": "0"},
+                       subtest=Subtest(id="00", tier="T0", name="empty", agent_args=args))
+        outcome = ClaudeCodeAgent().run(ctx)
+    stdout = (ctx.agent_dir / "stdout.log").read_text()
+    assert outcome.exit_code == 1, stdout
+    assert outcome.rate_limit is not None, stdout
+    assert outcome.rate_limit.kind is RateLimitKind.TRANSIENT and outcome.infra_error is None
+    print(f"\n[e2e] {mode} stdout on a 429: {stdout.strip().splitlines()[-1][:200]}")
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(90)
 def test_auth_failure_is_infra_error(tmp_path: Path, worktree: Path) -> None:
     with FakeAnthropic([text_turn("never")], error=auth_error()) as api:
         started = time.monotonic()

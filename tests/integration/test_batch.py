@@ -268,8 +268,11 @@ def test_batch_holds_launches_until_a_childs_reset_then_reruns_it(tmp_path, monk
     own gate with a stand-in child that exits 2 once.)"""
     import sys
 
-    from tierbench import batch as batch_mod
-    from tierbench.batch_summary import BatchOptions, BatchProgress, BatchSummary, SummaryWriter
+    from tierbench.batch import runner as batch_mod
+    from tierbench.batch.selection import BatchTest
+    from tierbench.batch.summary import BatchSummary, SummaryWriter
+    from tierbench.batch.view import BatchProgress
+    from tierbench.options import GivenOptions
 
     fake = tmp_path / "fake_run.py"
     fake.write_text(
@@ -278,7 +281,10 @@ def test_batch_holds_launches_until_a_childs_reset_then_reruns_it(tmp_path, monk
         "with open(sys.argv[2], 'a') as f: f.write(f'{exp.name} {time.time()}\\n')\n"
         "if exp.name == 'a' and not (exp / 'checkpoint.json').exists():\n"
         "    until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1.5)\n"
-        "    (exp / 'checkpoint.json').write_text(json.dumps({'rate_limit_until': until.isoformat()}))\n"
+        "    now = dt.datetime.now(dt.timezone.utc).isoformat()\n"
+        "    (exp / 'checkpoint.json').write_text(json.dumps({'rate_limit_until': until.isoformat(),\n"
+        "        'experiment_id': 'a', 'experiment_dir': str(exp), 'config_hash': 'h', 'started_at': now,\n"
+        "        'last_updated_at': now}))\n"
         "    sys.exit(2)\n"
         "time.sleep(0.7 if exp.name == 'c' else 0)\n"
         "(exp / 'report.json').write_text(json.dumps({'best_tier': 'T0', 'best_score': 1.0, 'n_passed': 1,\n"
@@ -288,10 +294,10 @@ def test_batch_holds_launches_until_a_childs_reset_then_reruns_it(tmp_path, monk
     monkeypatch.setattr(batch_mod, "child_command",
                         lambda test_dir, results_dir, options: [sys.executable, str(fake),
                                                                 str(results_dir / test_dir.name), str(starts)])
-    a, b, c = (batch_mod.BatchTest(name, tmp_path / name, 10) for name in ("a", "b", "c"))
-    options = BatchOptions(on_rate_limit="wait")
+    a, b, c = (BatchTest(name, tmp_path / name, 10) for name in ("a", "b", "c"))
+    options = GivenOptions(on_rate_limit="wait")
     writer = SummaryWriter(results / "batch_summary.json", BatchSummary(config=options))
-    runner = batch_mod.BatchRunner(results, options, writer, BatchProgress(3, 2, quiet=True))
+    runner = batch_mod.BatchRunner(results, options, writer, BatchProgress({}, 2, quiet=True))
     runner.run({1: [a], 2: [c, b]})  # c is running when a hits the limit; b must wait for the reset
 
     launches = [line.split() for line in starts.read_text().splitlines()]
@@ -305,7 +311,7 @@ def test_batch_holds_launches_until_a_childs_reset_then_reruns_it(tmp_path, monk
 
 
 def test_assignment_is_longest_timeout_first_to_the_least_loaded_worker(tmp_path):
-    from tierbench.batch import BatchTest, assign_threads
+    from tierbench.batch.selection import BatchTest, assign_threads
 
     tests = [BatchTest(name, tmp_path / name, timeout)
              for name, timeout in [("a", 100), ("b", 600), ("c", 300), ("d", 300), ("e", 50)]]
@@ -315,12 +321,12 @@ def test_assignment_is_longest_timeout_first_to_the_least_loaded_worker(tmp_path
 
 
 def test_child_command_carries_only_the_given_options(tmp_path):
-    from tierbench.batch import child_command
-    from tierbench.batch_summary import BatchOptions
+    from tierbench.batch.children import child_command
+    from tierbench.options import GivenOptions
 
-    bare = child_command(tmp_path / "t", tmp_path / "r", BatchOptions())
+    bare = child_command(tmp_path / "t", tmp_path / "r", GivenOptions())
     assert bare[3:] == ["run", str(tmp_path / "t"), "--results-dir", str(tmp_path / "r"), "--quiet"]
-    full = child_command(tmp_path / "t", tmp_path / "r", BatchOptions(
+    full = child_command(tmp_path / "t", tmp_path / "r", GivenOptions(
         tiers=["T0", "T1"], runs_per_subtest=2, agent="command", agent_options={"cmd": "-x y", "k": ""},
         judges=["command", "anthropic:m"], model="", on_rate_limit="exit", max_wait_seconds=60.0))
     assert "" not in full and "--model" not in " ".join(full)

@@ -203,6 +203,25 @@ def test_insufficient_quota_raises_at_once(tmp_path: Path):
     assert len(api.requests) == 1
 
 
+def test_request_too_large_for_the_tpm_limit_is_invalid_at_once_not_a_pause(tmp_path: Path):
+    # OpenAI answers 429 when one request exceeds the per-minute token limit; waiting never helps.
+    too_large = Reply(status=429, error_type="tokens", headers=(("retry-after", "1"),),
+                      message="Request too large for gpt-4o in organization org-x on tokens per min (TPM): Limit "
+                              "30000, Requested 36278. The input or output tokens must be reduced in order to run "
+                              "successfully.")
+    with FakeJudgeAPI(default=too_large) as api:
+        result = openai(api).judge(context(tmp_path))
+    assert not result.is_valid and "no wait can let it through" in (result.error or "")
+    assert len(api.requests) == 1
+
+
+def test_openai_compatible_503_overloaded_is_retried_then_succeeds(tmp_path: Path):
+    busy = Reply(status=503, error_type="server_error", message="The model is currently overloaded. Please try again later.")
+    with FakeJudgeAPI([busy], default=scores(FULL)) as api:
+        result = openai(api, max_attempts=3).judge(context(tmp_path))
+    assert result.is_valid and api.statuses() == [503, 200]
+
+
 def test_overloaded_529_is_retried_then_succeeds(tmp_path: Path):
     with FakeJudgeAPI([overloaded(), overloaded()], default=scores(FULL)) as api:
         result = anthropic(api).judge(context(tmp_path))

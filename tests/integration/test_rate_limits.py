@@ -6,7 +6,9 @@ import json
 import shlex
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
+from datetime import time as dtime
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 from tests.support.cli import cli_env, completed_runs, run_cli
@@ -128,3 +130,37 @@ def test_judge_quota_escalates_to_the_gate_and_two_judges_reach_consensus(tmp_pa
     assert [j["spec"].split("@")[0] for j in result["judges"]] == ["command", "openai:gpt-4o"]
     assert all(j["is_valid"] for j in result["judges"])
     assert result["judge_score"] == sum(j["score"] for j in result["judges"]) / 2
+
+
+WEEKLY_AGENT = '''
+import json, pathlib, sys
+calls = pathlib.Path(sys.argv[1])
+with calls.open("a") as f:
+    f.write("x\\n")
+print(json.dumps({"type": "result", "subtype": "success", "is_error": True, "api_error_status": 429,
+                  "result": sys.argv[2]}))
+sys.exit(1)
+'''
+
+
+def test_weekly_limit_naming_a_weekday_pauses_until_that_weekday_printed_in_local_time(tmp_path, calc_test):
+    berlin, tokyo = ZoneInfo("Europe/Berlin"), ZoneInfo("Asia/Tokyo")
+    target = datetime.now(berlin).date() + timedelta(days=3)  # always ahead, whatever today is
+    message = f"Weekly limit reached · resets {target.strftime('%a')} 12:00am (Europe/Berlin) · /upgrade"
+    reset = datetime.combine(target, dtime(0), berlin)
+    script = tmp_path / "weekly_agent.py"
+    script.write_text(WEEKLY_AGENT)
+    calls = tmp_path / "calls"
+    cmd = f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} {shlex.quote(str(calls))} {shlex.quote(message)}"
+    args = ["run", calc_test, "--results-dir", tmp_path / "results", "--agent", "command", "--agent-opt", f"cmd={cmd}",
+            "--tiers", "T0", "--max-subtests", 1, "--runs", 1, "--parallel", 1, "--no-report", "--on-rate-limit", "exit"]
+    env = cli_env(TZ="Asia/Tokyo")
+    first = run_cli(*args, env=env)
+    assert first.returncode == 2, first.stderr
+    local = reset.astimezone(tokyo).strftime("%a %Y-%m-%d %H:%M:%S JST")  # e.g. "Thu 2026-11-26 08:00:00 JST"
+    assert f"Rate limited until {local} (agent)" in first.stderr, first.stderr
+    checkpoint = json.loads((tmp_path / "results" / "calc" / "checkpoint.json").read_text())
+    assert datetime.fromisoformat(checkpoint["rate_limit_until"]) == reset
+    second = run_cli(*args, env=env)
+    assert second.returncode == 2 and f"until {local}" in second.stderr, second.stderr
+    assert len(calls.read_text().splitlines()) == 1, "no new attempt before that weekday"

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
-import types
 import uuid
 from pathlib import Path
 
@@ -76,16 +74,15 @@ def workspace_diff(ctx: AgentContext) -> str:
 
 @pytest.fixture
 def ratelimit_calls(monkeypatch):
-    """Record calls to tierbench.ratelimit.detect_agent_output (a stub if the module is absent)."""
+    """Record what the command agent hands to the rate-limit detector (which then finds nothing)."""
     calls = []
 
-    def detect_agent_output(result, stderr_text, *, now, default_wait):
-        calls.append({"result": result, "stderr": stderr_text, "now": now, "default_wait": default_wait})
+    def detect_agent(output, *, now, default_wait):
+        calls.append({"result": output.result, "stderr": output.stderr, "agent": output.agent,
+                      "exit_code": output.exit_code, "now": now, "default_wait": default_wait})
         return None
 
-    stub = types.ModuleType("tierbench.ratelimit")
-    stub.detect_agent_output = detect_agent_output
-    monkeypatch.setitem(sys.modules, "tierbench.ratelimit", stub)
+    monkeypatch.setattr("tierbench.agents.command.detect_agent", detect_agent)
     return calls
 
 

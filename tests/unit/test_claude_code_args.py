@@ -335,3 +335,19 @@ def test_preflight(tmp_path: Path, fake_bin: Path) -> None:
                            timeout=0.5) is None
     assert agent.preflight({"bin": str(tmp_path / "nope")}, None, registry, tmp_path / "exp", base_env={}) is None
     assert list((tmp_path / "exp").iterdir()) == []  # the probe leaves nothing behind
+
+
+def test_preflight_uses_the_configured_fallback_wait(tmp_path: Path, fake_bin: Path) -> None:
+    """A limit that names no reset pauses for --rate-limit-wait, in the probe as in a run."""
+    from datetime import datetime, timezone
+
+    limited = _result(is_error=True, api_error_status=429, api_error_type="rate_limit_error",
+                      result="API Error: Request rejected (429) · rate limited")
+    env = {"FAKE_CLAUDE_STDOUT": limited, "FAKE_CLAUDE_EXIT": "1"}
+    for wait in (5.0, 3000.0):
+        before = datetime.now(timezone.utc)
+        info = ClaudeCodeAgent().preflight({"bin": str(fake_bin)}, None, ProcessRegistry(), tmp_path / "exp",
+                                           base_env=env, default_wait=wait)
+        assert info is not None
+        ahead = (info.reset_at - before).total_seconds()
+        assert wait <= ahead < wait + 60, (wait, ahead)

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tierbench.models import RateLimitKind
-from tierbench.ratelimit import detect_agent_output, detect_http, is_rate_limit_text, parse_reset_time
+from tierbench.ratelimit import (AgentOutput, classify_http, detect_agent, detect_http, is_rate_limit_text,
+                                 local_reset_time, parse_reset_time)
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # 02:00 in Los Angeles, 11:00 in Berlin
@@ -77,7 +78,7 @@ AGENT_POSITIVES = [
     pytest.param(None, "Rate limited. Please retry after 30 seconds.", None, T, NOW + timedelta(seconds=30),
                  id="stderr-rate-limited-relative"),
     pytest.param(None, "error: rate limit exceeded", None, T, None, id="stderr-rate-limit-exceeded"),
-    pytest.param({"type": "result", "is_error": False, "result": "done"}, "",
+    pytest.param(err_result("API Error", api_error_status=429), "",
                  [json.dumps({"type": "assistant", "message": {"model": "<synthetic>", "content": [
                      {"type": "text", "text": "You've hit your limit · resets 6am (America/Los_Angeles)"}]},
                      "error": "rate_limit", "is_api_error_message": True})],
@@ -93,6 +94,17 @@ AGENT_POSITIVES = [
                  [json.dumps(err_result("You've hit your limit · resets 6am (America/Los_Angeles)"))],
                  Q, utc(2026, 11, 23, 14), id="quota-anywhere-beats-transient"),
 ]
+
+
+def claude(result, stderr="", lines=None, exit_code=1) -> AgentOutput:
+    """Claude Code's channels as its adapter hands them over (exit code 1 on every API error)."""
+    return AgentOutput.from_streams("claude-code", exit_code=exit_code, stdout="\n".join(lines or []),
+                                    stderr=stderr, result=result)
+
+
+def detect_agent_output(result, stderr, *, now, default_wait=60.0, stdout_lines=None):
+    detection = detect_agent(claude(result, stderr, stdout_lines), now=now, default_wait=default_wait)
+    return detection.rate_limit() if detection is not None else None
 
 
 @pytest.mark.parametrize("result, stderr, lines, kind, reset", AGENT_POSITIVES)
@@ -170,11 +182,23 @@ HTTP_POSITIVES = [
                        "Anthropic-RateLimit-Tokens-Reset": "2026-11-23T10:01:00Z",
                        "anthropic-ratelimit-input-tokens-reset": "2026-11-23T10:00:40+00:00",
                        "anthropic-ratelimit-output-tokens-reset": "2026-11-23T11:00:00+01:00",
-                       "retry-after": "5"}, ANTHROPIC_429, T, utc(2026, 11, 23, 10, 1),
-                 id="anthropic-reset-headers-take-latest"),
+                       "retry-after": "5"}, ANTHROPIC_429, T, NOW + timedelta(seconds=5),
+                 id="retry-after-wins-over-bucket-resets"),
+    pytest.param(429, {"anthropic-ratelimit-requests-remaining": "12", "anthropic-ratelimit-requests-reset":
+                       "2026-11-23T10:00:20Z", "anthropic-ratelimit-input-tokens-remaining": "0",
+                       "anthropic-ratelimit-input-tokens-reset": "2026-11-23T10:00:40Z",
+                       "anthropic-ratelimit-output-tokens-remaining": "9000",
+                       "anthropic-ratelimit-output-tokens-reset": "2026-11-23T10:06:00Z"},
+                 ANTHROPIC_429, T, utc(2026, 11, 23, 10, 0, 40), id="anthropic-follows-the-exhausted-bucket"),
+    pytest.param(429, {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "20ms",
+                       "x-ratelimit-remaining-tokens": "29000", "x-ratelimit-reset-tokens": "6m0s"},
+                 {"error": {"message": "Rate limit reached for gpt-4o", "type": "requests", "code": "rate_limit_exceeded"}},
+                 T, NOW + timedelta(milliseconds=20), id="openai-follows-the-exhausted-bucket"),
     pytest.param(429, {"x-ratelimit-reset-requests": "20ms", "x-ratelimit-reset-tokens": "6m0s"},
                  {"error": {"message": "Rate limit reached for gpt-4o", "type": "tokens", "code": "rate_limit_exceeded"}},
-                 T, NOW + timedelta(minutes=6), id="openai-reset-durations"),
+                 T, NOW + timedelta(milliseconds=20), id="no-bucket-known-empty-earliest-reset"),
+    pytest.param(503, {}, {"error": {"message": "The model is currently overloaded. Please try again later.",
+                                     "type": "server_error"}}, T, None, id="openai-compatible-503-overloaded"),
     pytest.param(429, {}, OPENAI_QUOTA, Q, None, id="openai-insufficient-quota-429"),
     pytest.param(403, {}, OPENAI_QUOTA, Q, None, id="insufficient-quota-other-status"),
     pytest.param(429, {"retry-after": "bogus", "retry-after-ms": "250"}, "Too Many Requests", T,
@@ -244,6 +268,15 @@ RESET_FORMS = [
     pytest.param("retry after 30 seconds", NOW + timedelta(seconds=30), id="retry-after"),
     pytest.param("resets in 1 hour and 30 minutes", NOW + timedelta(minutes=90), id="compound"),
     pytest.param("Please try again in 6m0s.", NOW + timedelta(minutes=6), id="go-duration"),
+    pytest.param("Your quota will reset after 8h44m7s.", NOW + timedelta(hours=8, minutes=44, seconds=7),
+                 id="gemini-reset-after-compact-duration"),
+    pytest.param("try again at 2:51 PM (UTC).", utc(2026, 11, 23, 14, 51), id="try-again-at-clock"),
+    pytest.param("resets Monday at 9am (Europe/Berlin)", utc(2026, 11, 30, 8), id="weekday-today-passed-next-week"),
+    pytest.param("resets Wed 6pm (UTC)", utc(2026, 11, 25, 18), id="weekday-later-this-week"),
+    pytest.param("resets Mon 10:05am (UTC)", utc(2026, 11, 23, 10, 5), id="weekday-today-still-ahead"),
+    pytest.param("resets monthly", None, id="monthly-is-not-monday"),
+    pytest.param('{"error":{"type":"usage_limit_reached","resets_in_seconds":3600}}', NOW + timedelta(hours=1),
+                 id="resets-in-seconds-field"),
     pytest.param("You've hit your limit", None, id="no-reset"),
     pytest.param("resets soon", None, id="vague"),
     pytest.param("resets 5 (UTC)", None, id="bare-hour-is-ambiguous"),
@@ -294,3 +327,72 @@ def test_is_rate_limit_text(text, kind):
                                   "API Error: 500", "context window exceeded"])
 def test_is_rate_limit_text_negatives(text):
     assert is_rate_limit_text(text) is None
+
+
+# --------------------------------------------------------------------------- the entry point
+
+def test_detection_applies_to_an_outcome():
+    from tierbench.models import AgentOutcome
+
+    limited = detect_agent(claude(err_result("Claude AI usage limit reached|1795442400")), now=NOW)
+    outcome = AgentOutcome()
+    limited.apply(outcome)
+    assert outcome.rate_limit is not None and outcome.rate_limit.kind is Q and outcome.infra_error is None
+    permanent = classify_http(429, {}, "Request too large for gpt-4o on tokens per min (TPM): Limit 30000, "
+                                       "Requested 36278.", now=NOW)
+    assert permanent is not None and permanent.kind == "permanent" and permanent.reset_at is None
+    outcome = AgentOutcome(infra_error="claude exited with code 1")
+    permanent.apply(outcome)
+    assert outcome.rate_limit is None and "claude exited with code 1; " in outcome.infra_error
+    assert "no wait can let it through" in outcome.infra_error
+    assert detect_http(429, {}, "Request too large for gpt-4o on tokens per min", now=NOW) is None
+    assert is_rate_limit_text("Request too large for gpt-4o on tokens per min") is None
+
+
+def test_unknown_agent_is_a_clear_error():
+    with pytest.raises(ValueError, match="no rate-limit shapes for agent 'goose'"):
+        detect_agent(AgentOutput("goose", exit_code=1, stderr="429 Too Many Requests"), now=NOW)
+
+
+def test_a_result_without_type_is_read():
+    result = {"is_error": True, "result": "Limit reached · resets 11:30am (Asia/Calcutta) · /upgrade"}
+    detection = detect_agent(claude(result), now=NOW)
+    assert detection is not None and detection.kind == "quota"
+    assert detection.reset_at == utc(2026, 11, 24, 6, 0)  # 15:30 in Calcutta now: tomorrow 11:30
+
+
+def test_local_reset_time_names_the_weekday(local_tz):
+    local_tz("Europe/Berlin")
+    assert local_reset_time(utc(2026, 11, 29, 23)) == "Mon 2026-11-30 00:00:00 CET"
+
+
+def test_claude_rejected_rate_limit_event_gives_kind_and_reset():
+    lines = [json.dumps({"type": "rate_limit_event", "rate_limit_info": {"status": "allowed", "resetsAt": 1795400000,
+                                                                          "rateLimitType": "five_hour"}}),
+             json.dumps({"type": "rate_limit_event", "rate_limit_info": {"status": "rejected", "resetsAt": 1795442400,
+                                                                          "rateLimitType": "seven_day"}}),
+             json.dumps(err_result("API Error", api_error_status=429))]
+    detection = detect_agent(claude(None, lines=lines), now=NOW)
+    assert detection is not None and (detection.kind, detection.reset_at) == ("quota", utc(2026, 11, 23, 14))
+    assert "seven_day" in detection.message
+    allowed_only = [lines[0], json.dumps({"type": "result", "is_error": False, "result": "done"})]
+    assert detect_agent(claude(None, lines=allowed_only, exit_code=0), now=NOW) is None
+
+
+def test_opencode_retry_after_counts_from_the_error_event():
+    event = {"type": "error", "timestamp": int(utc(2026, 11, 23, 9, 59).timestamp() * 1000),
+             "error": {"name": "APIError", "data": {"message": "Rate limit exceeded", "statusCode": 429,
+                                                     "responseHeaders": {"retry-after": "90"}}}}
+    output = AgentOutput.from_streams("opencode", exit_code=1, stdout=json.dumps(event), stderr="")
+    detection = detect_agent(output, now=NOW)
+    assert detection is not None and detection.reset_at == utc(2026, 11, 23, 10, 0, 30)
+
+
+def test_transitional_signature_answers_through_detect_agent():
+    from tierbench.ratelimit import detect_agent_output
+
+    info = detect_agent_output(err_result("Claude AI usage limit reached|1795442400"), "", now=NOW)
+    assert info is not None and (info.kind, info.reset_at) == (Q, utc(2026, 11, 23, 14))
+    codex = [json.dumps({"type": "error", "message": "Reconnecting... 1/5 (last status: 429 Too Many Requests)"}),
+             json.dumps({"type": "turn.completed", "usage": {}})]
+    assert detect_agent_output(None, "", now=NOW, stdout_lines=codex, agent="codex", exit_code=0) is None

@@ -67,9 +67,12 @@ def build_experiment(root: Path, test_id: str = "test-a", scores=SCORES, extras:
         atomic_write_json(root / "T0/00/run_02/attempts/01/run_result.json", limited)
         errored = _result("T1", "00", 3, None, RunStatus.ERROR, cost=0.0)
         atomic_write_json(root / "T1/00/run_03/run_result.json", errored)
-        atomic_write_json(root / "T0/best_subtest.json", {"tier": "T0", "subtest": "01"})
-        atomic_write_json(root / "checkpoint.json", {"pause_count": 1, "total_pause_seconds": 120.0,
-                                                     "rate_limited_attempts": 1})
+        atomic_write_json(root / "T0/best_subtest.json", {"tier": "T0", "subtest": "01", "median_score": 0.7,
+                                                          "mean_tokens": 10.0, "candidates": {}})
+        now = "2026-01-01T00:00:00+00:00"
+        atomic_write_json(root / "checkpoint.json", {
+            "experiment_id": "x", "experiment_dir": str(root), "config_hash": "h", "started_at": now,
+            "last_updated_at": now, "pause_count": 1, "total_pause_seconds": 120.0, "rate_limited_attempts": 1})
     return root
 
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from rich.console import Console
 
+from tierbench.models import RunStatus
 from tierbench.progress import (
     PlainProgress, QuietProgress, RichProgress, Tally, format_duration, make_progress,
 )
@@ -19,11 +20,11 @@ def test_plain_progress_lines():
     sink = PlainProgress(out, now=lambda: NOW)
     sink.start("test-a", {"T0": 4, "T1": 2}, {"T0": 1}, passed=1, cost=0.5)
     sink.run_started("T0/01/run_02")
-    sink.run_finished("T0/01/run_02", "passed", 0.834, 0.0123, 23.14)
-    sink.run_finished("T1/00/run_01", "rate_limited", None, 0.0, 3.0)
+    sink.run_finished("T0/01/run_02", RunStatus.PASSED, 0.834, 0.0123, 23.14)
+    sink.run_finished("T1/00/run_01", RunStatus.RATE_LIMITED, None, 0.0, 3.0)
     sink.paused(NOW + timedelta(minutes=5, seconds=3), "agent", "usage limit reached")
     sink.resumed()
-    sink.run_finished("T1/00/run_01", "failed", None, 0.02, 10.0)
+    sink.run_finished("T1/00/run_01", RunStatus.FAILED, None, 0.02, 10.0)
     sink.message("something to say")
     sink.tick()
     sink.stop()
@@ -43,7 +44,7 @@ def test_quiet_progress_prints_only_errors():
     out = io.StringIO()
     sink = QuietProgress(out)
     sink.start("x", {"T0": 1}, {}, 0, 0.0)
-    sink.run_finished("T0/00/run_01", "passed", 1.0, 0.1, 1.0)
+    sink.run_finished("T0/00/run_01", RunStatus.PASSED, 1.0, 0.1, 1.0)
     sink.paused(NOW, "judge", "429")
     sink.message("just info")
     sink.message("judge binary missing", error=True)
@@ -66,7 +67,7 @@ def test_eta_uses_median_run_time_and_parallelism():
     tally = Tally(totals={"T0": 10}, done={"T0": 4})
     assert tally.eta_seconds(2) is None  # no run time observed yet
     for duration in (10.0, 30.0, 20.0):
-        tally.finished("T0/00/run_01", "passed", 0.0, duration)
+        tally.finished("T0/00/run_01", RunStatus.PASSED, 0.0, duration)
     assert tally.eta_seconds(2) == 3 * 20.0 / 2
     tally.started("a", 0.0)
     tally.started("b", 0.0)
@@ -85,8 +86,8 @@ def test_rich_progress_renders_bars_runs_and_countdown():
     sink.start("test-a", {"T0": 2, "T1": 2}, {}, 0, 0.0)
     sink.run_started("T0/00/run_01")
     sink.tick()
-    sink.run_finished("T0/00/run_01", "passed", 0.9, 0.01, 12.0)
-    sink.run_finished("T0/00/run_02", "error", None, 0.0, 1.0)
+    sink.run_finished("T0/00/run_01", RunStatus.PASSED, 0.9, 0.01, 12.0)
+    sink.run_finished("T0/00/run_02", RunStatus.ERROR, None, 0.0, 1.0)
     sink.paused(NOW + timedelta(seconds=90), "agent", "quota")
     sink.tick()
     text = out.getvalue()

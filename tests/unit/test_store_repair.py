@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from tierbench.config import ExperimentConfig, save_config
-from tierbench.models import RunKey, RunResult, RunStatus
+from tierbench.models import ExperimentStatus, RunKey, RunResult, RunStatus
 from tierbench.store.checkpoint import load_checkpoint
 from tierbench.store.layout import ExperimentLayout
+from tierbench.errors import TierbenchError
 from tierbench.store.lock import ExperimentLock, LockHeld
 from tierbench.store.repair import check_experiment, format_repair_report, repair_experiment
 from tierbench.store.state import StateStore
@@ -42,7 +43,7 @@ def build(root: Path, recorded: int = 8) -> ExperimentLayout:
         status = PASSED if key.tier == "T0" else FAILED
         write_result(layout, key, status)
         store.record_run(key, status)
-    store.close("interrupted")
+    store.close(ExperimentStatus.INTERRUPTED)
     return layout
 
 
@@ -176,5 +177,5 @@ def test_repair_with_unreadable_checkpoint_takes_identity_from_config(tmp_path: 
 
 
 def test_repair_rejects_a_directory_that_is_not_an_experiment(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="not an experiment directory"):
+    with pytest.raises(TierbenchError, match="not an experiment directory"):
         repair_experiment(tmp_path)

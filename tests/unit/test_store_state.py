@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tierbench.models import RateLimitInfo, RateLimitKind, RunKey, RunResult, RunStatus
+from tierbench.models import ExperimentStatus, RateLimitInfo, RateLimitKind, RunKey, RunResult, RunStatus
 from tierbench.store import state as state_module
 from tierbench.store.checkpoint import Checkpoint, load_checkpoint
 from tierbench.store.journal import replay
@@ -64,7 +64,7 @@ def test_fresh_open_records_and_closes(layout: ExperimentLayout) -> None:
         store.record_run(planned[3], RunStatus.ERROR)
     with pytest.raises(ValueError):
         store.record_attempt(planned[3], PASSED)
-    store.close("interrupted")
+    store.close(ExperimentStatus.INTERRUPTED)
     store.close()  # twice is harmless
     cp = load_checkpoint(layout.checkpoint)
     assert cp.pid is None and cp.status == "interrupted"
@@ -145,7 +145,7 @@ def test_damaged_checkpoint_is_rebuilt_from_the_journal(layout: ExperimentLayout
         complete(layout, store, key)
     until = datetime.now(timezone.utc) + timedelta(hours=2)
     store.record_rate_limit(RateLimitInfo(kind=RateLimitKind.QUOTA, source="judge", reset_at=until, message="5h"))
-    store.close("paused_rate_limit")
+    store.close(ExperimentStatus.PAUSED_RATE_LIMIT)
     first_start = load_checkpoint(layout.checkpoint).started_at
     if damage == "truncate":
         layout.checkpoint.write_bytes(layout.checkpoint.read_bytes()[:100])
@@ -225,10 +225,10 @@ def test_rate_limit_survives_reopen_and_clears(layout: ExperimentLayout) -> None
 
 def test_set_status_validates_and_snapshots(layout: ExperimentLayout) -> None:
     store, _ = open_store(layout, keys(1))
-    store.set_status("completed")
+    store.set_status(ExperimentStatus.COMPLETED)
     assert load_checkpoint(layout.checkpoint).status == "completed"
     with pytest.raises(ValueError, match="unknown checkpoint status"):
-        store.set_status("done")
+        store.set_status("done")  # type: ignore[arg-type]
     store.close()
     with pytest.raises(RuntimeError):
         store.record_attempt(keys(1)[0], RunStatus.ERROR)

@@ -17,7 +17,7 @@ from tierbench.store.state import StateStore
 CHILD = textwrap.dedent("""
     import json, resource, signal, sys
     from pathlib import Path
-    from tierbench.models import RunKey, RunResult, RunStatus
+    from tierbench.models import ExperimentStatus, RunKey, RunResult, RunStatus
     from tierbench.store.layout import ExperimentLayout
     from tierbench.store.state import StateStore, StoreWriteError
 
@@ -36,7 +36,7 @@ CHILD = textwrap.dedent("""
     limit = 1000 if mode == "snapshot" else journal_size + 10
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     errors = []
-    for action in ((store.snapshot, lambda: store.close("interrupted")) if mode == "snapshot"
+    for action in ((store.snapshot, lambda: store.close(ExperimentStatus.INTERRUPTED)) if mode == "snapshot"
                    else (lambda: store.record_run(keys[50], RunStatus.FAILED),)):
         try:
             action()

@@ -14,7 +14,10 @@ from typing import Protocol
 
 from tierbench.process import ProcessRegistry
 from tierbench.models import AgentOutcome, RateLimitInfo, RunKey
+from tierbench.options import default_of
 from tierbench.spec import Subtest
+
+DEFAULT_RATE_LIMIT_WAIT: float = default_of("default_rate_limit_wait_seconds")
 
 
 @dataclass
@@ -31,7 +34,7 @@ class AgentContext:
     options: dict[str, str]  # --agent-opt KEY=VALUE
     seed: int
     registry: ProcessRegistry
-    default_rate_limit_wait: float = 60.0
+    default_rate_limit_wait: float = DEFAULT_RATE_LIMIT_WAIT
     test_id: str = ""
     # The run's private home/config directory, created empty for each attempt. An adapter writes the
     # agent's configuration there and points HOME (and the agent's own config variables) at it, so
@@ -52,7 +55,8 @@ class Agent(Protocol):
         ...
 
     def preflight(self, options: dict[str, str], model: str | None, registry: ProcessRegistry,
-                  work_dir: Path) -> RateLimitInfo | None:
+                  work_dir: Path, *, default_wait: float = DEFAULT_RATE_LIMIT_WAIT) -> RateLimitInfo | None:
         """A cheap probe that spends (almost) nothing; a rate limit it reveals, or None.
-        A probe that times out or errors is not a rate limit."""
+        A probe that times out or errors is not a rate limit. `default_wait` (--rate-limit-wait)
+        is the pause for a limit that names no reset time."""
         ...

@@ -69,11 +69,12 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tierbench.agents.base import AgentContext
+from tierbench.agents.base import DEFAULT_RATE_LIMIT_WAIT, AgentContext
 from tierbench.agents.command import outcome_from_process, read_log, write_command_record
 from tierbench.agents.jsonresult import apply_result_fields, parse_result_json
 from tierbench.process import ProcessRegistry, run_process
 from tierbench.models import AgentOutcome, RateLimitInfo
+from tierbench.ratelimit import AgentOutput, detect_agent
 
 BIN_ENV = "TIERBENCH_CLAUDE_BIN"
 DEFAULT_MAX_TURNS = 30
@@ -249,11 +250,13 @@ class ClaudeCodeAgent:
         result = parse_result_json(stdout_text)
         if result is not None:
             outcome = apply_result_fields(outcome, result)
-        from tierbench.ratelimit import detect_agent_output  # written alongside; keep import cheap
-
-        outcome.rate_limit = detect_agent_output(result, stderr_text, now=datetime.now(timezone.utc),
-                                                 default_wait=ctx.default_rate_limit_wait)
-        if outcome.rate_limit is not None or proc.cancelled:
+        output = AgentOutput.from_streams(self.name, exit_code=proc.exit_code, stdout=stdout_text,
+                                          stderr=stderr_text, result=result)
+        detection = detect_agent(output, now=datetime.now(timezone.utc), default_wait=ctx.default_rate_limit_wait)
+        if detection is not None:
+            detection.apply(outcome)  # a rate limit, or a request no wait can let through
+            return outcome
+        if proc.cancelled:
             return outcome
         auth = _auth_failure(outcome, result, stderr_text)
         if auth is not None:
@@ -279,7 +282,8 @@ class ClaudeCodeAgent:
         return argv, overrides
 
     def preflight(self, options: dict[str, str], model: str | None, registry: ProcessRegistry,
-                  work_dir: Path, *, base_env: dict[str, str] | None = None,
+                  work_dir: Path, *, default_wait: float = DEFAULT_RATE_LIMIT_WAIT,
+                  base_env: dict[str, str] | None = None,
                   timeout: float = PREFLIGHT_TIMEOUT_SECONDS) -> RateLimitInfo | None:
         """Ask the API once; a RateLimitInfo (source "preflight") if it says we are rate limited.
 
@@ -306,10 +310,7 @@ class ClaudeCodeAgent:
                 return None
             stdout_text = read_log(scratch_dir / "stdout.log")
             stderr_text = read_log(scratch_dir / "stderr.log")
-        from tierbench.ratelimit import detect_agent_output
-
-        info = detect_agent_output(parse_result_json(stdout_text), stderr_text, now=datetime.now(timezone.utc),
-                                   default_wait=60.0)
-        if info is None:
-            return None
-        return info.model_copy(update={"source": "preflight"})
+        output = AgentOutput.from_streams(self.name, exit_code=proc.exit_code, stdout=stdout_text,
+                                          stderr=stderr_text, result=parse_result_json(stdout_text))
+        detection = detect_agent(output, now=datetime.now(timezone.utc), default_wait=default_wait)
+        return detection.rate_limit("preflight") if detection is not None else None

@@ -2,7 +2,9 @@
 
 The command runs in the workspace with the prompt file and the run's identity in TIERBENCH_*
 environment variables. If it prints a Claude-Code-style JSON result, tokens, cost and rate limits
-are read from it exactly as for Claude Code itself.
+are read from it exactly as for Claude Code itself. Its other output is the task's own (a test
+runner may print "429 Too Many Requests"): only Claude Code's own error lines count as a rate limit
+there, and never when the result or the exit code says the run finished.
 
 Also home of the small helpers every subprocess-driven adapter shares: the replayable
 `command.json` record and turning a `ProcessOutcome` into an `AgentOutcome`.
@@ -16,10 +18,11 @@ import shlex
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tierbench.agents.base import AgentContext
+from tierbench.agents.base import DEFAULT_RATE_LIMIT_WAIT, AgentContext
 from tierbench.agents.jsonresult import apply_result_fields, parse_result_json
 from tierbench.process import ProcessOutcome, ProcessRegistry, run_process
 from tierbench.models import AgentOutcome, RateLimitInfo
+from tierbench.ratelimit import AgentOutput, detect_agent
 from tierbench.store.atomic import atomic_write_text
 
 # Env names that may carry credentials; their values never reach command.json.
@@ -97,7 +100,7 @@ class CommandAgent:
             raise ValueError("the command agent needs the shell command to run: --agent-opt cmd='...'")
 
     def preflight(self, options: dict[str, str], model: str | None, registry: ProcessRegistry,
-                  work_dir: Path) -> RateLimitInfo | None:
+                  work_dir: Path, *, default_wait: float = DEFAULT_RATE_LIMIT_WAIT) -> RateLimitInfo | None:
         return None  # an arbitrary command has no free probe
 
     def run(self, ctx: AgentContext) -> AgentOutcome:
@@ -116,7 +119,8 @@ class CommandAgent:
         outcome = outcome_from_process(proc, argv)
         if proc.exit_code is None:
             return outcome
-        result = parse_result_json(read_log(stdout_path))
+        stdout_text = read_log(stdout_path)
+        result = parse_result_json(stdout_text)
         if result is not None:
             outcome = apply_result_fields(outcome, result)
         stderr_text = read_log(stderr_path)
@@ -125,8 +129,9 @@ class CommandAgent:
             detail = f" ({last_line})" if last_line else ""
             outcome.infra_error = f"command not found: {_program_name(cmd)}{detail}"
             return outcome
-        from tierbench.ratelimit import detect_agent_output  # written alongside; keep import cheap
-
-        outcome.rate_limit = detect_agent_output(result, stderr_text, now=datetime.now(timezone.utc),
-                                                 default_wait=ctx.default_rate_limit_wait)
+        output = AgentOutput.from_streams(self.name, exit_code=proc.exit_code, stdout=stdout_text,
+                                          stderr=stderr_text, result=result)
+        detection = detect_agent(output, now=datetime.now(timezone.utc), default_wait=ctx.default_rate_limit_wait)
+        if detection is not None:
+            detection.apply(outcome)
         return outcome

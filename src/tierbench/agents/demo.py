@@ -76,7 +76,7 @@ class DemoAgent:
                 raise ValueError(f"demo option seed must be an integer, got {options['seed']!r}") from None
 
     def preflight(self, options: dict[str, str], model: str | None, registry: "ProcessRegistry",
-                  work_dir: Path) -> None:
+                  work_dir: Path, *, default_wait: float = 0.0) -> None:  # never limited: unused
         return None  # offline: never rate limited
 
     def run(self, ctx: "AgentContext") -> "AgentOutcome":

@@ -23,13 +23,13 @@ from tierbench.process import ProcessRegistry
 from tierbench.run.attempt import RunRequest, execute_run
 from tierbench.run.workspace import forget_stale_worktrees, prepare_base_repo
 from tierbench.judges import make_judge
-from tierbench.models import RateLimitInfo, RunKey, RunResult, RunStatus
+from tierbench.options import should_wait
+from tierbench.models import ExperimentStatus, RateLimitInfo, RunKey, RunResult, RunStatus
 from tierbench.plan import (BestSubtest, SubtestScores, choose_best, experiment_tiers, merge_inherited,
                             plan_runs, tier_dependencies)
 from tierbench.progress import ProgressSink
 from tierbench.ratelimit import local_reset_time
 from tierbench.spec import LoadedTest, Subtest
-from tierbench.store.atomic import atomic_write_json
 from tierbench.store.layout import ExperimentLayout
 from tierbench.store.state import StateStore
 
@@ -68,12 +68,13 @@ class Coordinator:
 
     # -- main loop ---------------------------------------------------------------------------
     def run(self) -> Outcome:
+        self._expire_rate_limit()
         persisted = self._gate_until()
         if persisted is not None:  # a pause recorded by an earlier process: apply it without a request
             self.progress.message(f"Still rate limited until {local_reset_time(persisted)} "
                                   f"({self.store.checkpoint.rate_limit_source}); no request spent.")
         else:
-            self.store.set_status("running")
+            self.store.set_status(ExperimentStatus.RUNNING)
             limited = self._preflight()
             if limited is not None:
                 self.store.record_rate_limit(limited)
@@ -85,6 +86,7 @@ class Coordinator:
         while True:
             if self._stop.is_set():
                 return self._finish_interrupted()
+            self._expire_rate_limit()  # the one place a passed reset is cleared (journal + view)
             gate = self._gate_until()
             if gate is not None and not self._in_flight:
                 exit_outcome = self._wait_or_exit(gate)
@@ -133,7 +135,7 @@ class Coordinator:
         """Record one finished attempt. Returns an error message when the stall breaker trips."""
         self._in_flight.pop(key, None)
         status = result.status
-        self.progress.run_finished(str(key), status.value, result.judge_score, result.cost_usd,
+        self.progress.run_finished(str(key), status, result.judge_score, result.cost_usd,
                                    result.duration_seconds)
         if status.is_result:
             self.store.record_run(key, status)
@@ -141,8 +143,8 @@ class Coordinator:
             self._maybe_finish_tier(key.tier)
         elif status is RunStatus.RATE_LIMITED:
             self.store.record_attempt(key, status)
-            info = result.rate_limit
-            if info is not None and (self._gate_until() is None or info.reset_at > self._gate_until()):
+            info, gate = result.rate_limit, self._gate_until()
+            if info is not None and (gate is None or info.reset_at > gate):
                 self.store.record_rate_limit(info)
                 self.progress.paused(info.reset_at, info.source, info.message)
         elif status is RunStatus.ERROR:
@@ -164,16 +166,22 @@ class Coordinator:
 
     # -- rate-limit gate ---------------------------------------------------------------------
     def _gate_until(self) -> datetime | None:
+        """The recorded reset still ahead, or None: a pure query (it writes and shows nothing)."""
         until = self.store.checkpoint.rate_limit_until
-        if until is None:
-            return None
-        if until <= datetime.now(timezone.utc):
-            paused = time.monotonic() - self._paused_at if self._paused_at is not None else 0.0
-            self._paused_at = None
-            self.store.clear_rate_limit(paused)
-            self.progress.resumed()
+        if until is None or until <= datetime.now(timezone.utc):
             return None
         return until
+
+    def _expire_rate_limit(self) -> None:
+        """Once per loop: a recorded reset that has passed is cleared in the store (with the time
+        this process waited for it) and the view resumes."""
+        until = self.store.checkpoint.rate_limit_until
+        if until is None or until > datetime.now(timezone.utc):
+            return
+        paused = time.monotonic() - self._paused_at if self._paused_at is not None else 0.0
+        self._paused_at = None
+        self.store.clear_rate_limit(paused)
+        self.progress.resumed()
 
     def _preflight(self) -> RateLimitInfo | None:
         if not self.config.preflight or self.store.checkpoint.rate_limit_until:
@@ -183,7 +191,7 @@ class Coordinator:
         agent = self._agent(self.config.agent)
         try:
             return agent.preflight(dict(self.config.agent_options), self.config.model, self.registry,
-                                   self.layout.root)
+                                   self.layout.root, default_wait=self.config.default_rate_limit_wait_seconds)
         except Exception as exc:  # a probe that errors is not a rate limit
             self.progress.message(f"pre-flight probe failed ({exc}); continuing")
             return None
@@ -191,7 +199,7 @@ class Coordinator:
     def _wait_or_exit(self, until: datetime) -> Outcome | None:
         cp = self.store.checkpoint
         if not self._should_wait(until):
-            self.store.close("paused_rate_limit")
+            self.store.close(ExperimentStatus.PAUSED_RATE_LIMIT)
             message = (f"Rate limited until {local_reset_time(until)} ({cp.rate_limit_source}): "
                        f"{cp.rate_limit_message or 'rate limit'}. Run the same command again after that; "
                        "it resumes where it left off.")
@@ -207,10 +215,8 @@ class Coordinator:
         return None
 
     def _should_wait(self, until: datetime) -> bool:
-        policy = self.config.on_rate_limit
-        if policy != "auto":
-            return policy == "wait"
-        return (until - datetime.now(timezone.utc)).total_seconds() <= self.config.max_wait_seconds
+        return should_wait(self.config.on_rate_limit, self.config.max_wait_seconds, until,
+                           default_wait=self.config.default_rate_limit_wait_seconds)
 
     # -- tiers -------------------------------------------------------------------------------
     def _tier_keys(self, tier: str) -> list[RunKey]:
@@ -231,23 +237,18 @@ class Coordinator:
     def _best_of(self, tier: str, recompute: bool = False) -> BestSubtest | None:
         if tier in self._best and not recompute:
             return self._best[tier]
-        path = self.layout.best_subtest_file(tier)
-        best = None
-        if path.exists() and not recompute:
-            best = BestSubtest.model_validate_json(path.read_text())
-        else:
+        best = None if recompute else self.store.best_subtest(tier)
+        if best is None:
             best = choose_best(tier, self._scores(tier))
             if best is not None:
-                atomic_write_json(path, best)
+                self.store.save_best_subtest(best)
         self._best[tier] = best
         return best
 
     def _scores(self, tier: str) -> list[SubtestScores]:
         by_subtest: dict[str, list[RunResult]] = {}
-        for key in self._tier_keys(tier):
-            path = self.layout.run_result(key)
-            if path.exists():
-                by_subtest.setdefault(key.subtest, []).append(RunResult.model_validate_json(path.read_text()))
+        for result in self.store.run_results(self._tier_keys(tier)):
+            by_subtest.setdefault(result.subtest, []).append(result)
         return [SubtestScores(sub, [r.judge_score for r in runs if r.judge_score is not None],
                               sum(r.total_tokens for r in runs) / max(len(runs), 1))
                 for sub, runs in by_subtest.items()]
@@ -287,13 +288,7 @@ class Coordinator:
         keys = list(self.store.completed)
         if len(keys) > 5000:  # the live view is not worth a long start-up on huge experiments
             return 0.0
-        total = 0.0
-        for key in keys:
-            try:
-                total += RunResult.model_validate_json(self.layout.run_result(key).read_text()).cost_usd
-            except (OSError, ValueError):
-                continue
-        return total
+        return sum(result.cost_usd for result in self.store.run_results(keys))
 
     def _finish_interrupted(self) -> Outcome:
         self.registry.kill_all()
@@ -306,28 +301,28 @@ class Coordinator:
             self._in_flight.pop(key, None)
             if result.status.is_result:  # finished before the signal landed: keep it
                 self.store.record_run(key, result.status)
-        self.store.close("interrupted")
+        self.store.close(ExperimentStatus.INTERRUPTED)
         return Outcome(EXIT_INTERRUPTED, "Interrupted. Run the same command again; it resumes where it left off.")
 
     def _finish(self, stall_error: str | None) -> Outcome:
         self._write_stats()
         pending = [k for k in self.plan if k not in self.store.completed]
         if stall_error:
-            self.store.close("failed")
+            self.store.close(ExperimentStatus.FAILED)
             return Outcome(EXIT_ERROR, stall_error, [stall_error])
         if pending:
-            self.store.close("failed")
+            self.store.close(ExperimentStatus.FAILED)
             message = (f"{len(pending)} run(s) hit infrastructure errors and stay pending (see their "
                        "attempts/ directories). Fix the cause and run the same command again.")
             return Outcome(EXIT_ERROR, message)
-        self.store.close("completed")
+        self.store.close(ExperimentStatus.COMPLETED)
         return Outcome(EXIT_OK, "Experiment complete.")
 
     def _write_stats(self) -> None:
         from tierbench.judges.limiter import limiter_history
 
         cp = self.store.checkpoint
-        atomic_write_json(self.layout.stats_file, {
+        self.store.save_stats({
             "judge_limiter_history": limiter_history(),
             "pause_count": cp.pause_count,
             "total_pause_seconds": cp.total_pause_seconds,

@@ -48,7 +48,10 @@ class JudgeContext:
 
 
 class Judge(Protocol):
-    spec: str
+    @property
+    def spec(self) -> str:
+        """The judge spec it was made from (e.g. `anthropic:<model>`)."""
+        ...
 
     def judge(self, ctx: JudgeContext) -> JudgeResult:
         """Grade the run. Unusable output gives `is_valid=False` (never a score of 0).

@@ -27,7 +27,7 @@ from tierbench.judges.base import JudgeContext, JudgeRateLimited
 from tierbench.judges.limiter import limiter_for
 from tierbench.judges.rubric import rubric_score
 from tierbench.models import ItemScore, JudgeResult, RateLimitInfo, RateLimitKind, TokenStats, grade_for
-from tierbench.ratelimit import detect_http
+from tierbench.ratelimit import classify_http
 from tierbench.store.atomic import atomic_write_json, atomic_write_text
 
 DIFF_LIMIT_CHARS = 60_000  # keeps the prompt well inside every judge model's context window
@@ -174,11 +174,11 @@ def parse_verdict(text: str, expected_ids: list[str]) -> _Verdict:
     duplicates = sorted({i for i in got if got.count(i) > 1})
     unknown = [i for i in got if i not in expected_ids]
     missing = [i for i in expected_ids if i not in got]
-    problems = [f"{label}: {', '.join(ids)}" for label, ids in
-                (("unknown item ids", unknown), ("missing item ids", missing), ("duplicate item ids", duplicates))
-                if ids]
-    if problems:
-        raise InvalidJudgment("the judge's reply does not score the rubric items (" + "; ".join(problems) + ")")
+    mismatches = [f"{label}: {', '.join(ids)}" for label, ids in
+                  (("unknown item ids", unknown), ("missing item ids", missing), ("duplicate item ids", duplicates))
+                  if ids]
+    if mismatches:
+        raise InvalidJudgment("the judge's reply does not score the rubric items (" + "; ".join(mismatches) + ")")
     return verdict
 
 
@@ -297,8 +297,11 @@ class _LLMJudge:
 
     def _rate_limit(self, response: httpx.Response, text: str) -> RateLimitInfo | None:
         # Only error statuses are looked at: a 200 body is the model's answer and may say anything.
-        return detect_http(response.status_code, response.headers, text, now=datetime.now(timezone.utc),
-                           default_wait=SHORT_WAIT_SECONDS, source="judge")
+        detection = classify_http(response.status_code, response.headers, text, now=datetime.now(timezone.utc),
+                                  default_wait=SHORT_WAIT_SECONDS)
+        if detection is not None and not detection.is_rate_limit:  # e.g. a 429 "Request too large"
+            raise InvalidJudgment(f"{self.spec}: {detection.infra_error}")
+        return detection.rate_limit("judge") if detection is not None else None
 
     def _rate_limit_delay(self, info: RateLimitInfo, attempt: int) -> float:
         """Seconds to wait before retrying, or JudgeRateLimited when the wait is not ours to take: a

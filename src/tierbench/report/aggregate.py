@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tierbench.config import ExperimentConfig
+from tierbench.plan import best_of
 from tierbench.models import ALL_TIERS, TIER_NAMES, RunResult, RunStatus, grade_for
 from tierbench.report import stats
 from tierbench.report.schema import (
@@ -25,9 +26,9 @@ from tierbench.report.schema import (
     GroupStats, Interval, JudgeAgreement, JudgeSummary, PooledTier, SubtestSummary, TierSummary,
     TokenSummary, UpliftSummary,
 )
+from tierbench.store import results
 from tierbench.store.layout import ExperimentLayout
 
-BEST_SUBTEST_TIE = 0.05  # same rule as the planner: medians this close tie, fewer tokens win
 BOOTSTRAP_SEED = 0
 
 
@@ -100,13 +101,22 @@ def load_experiment_runs(exp_dir: Path) -> ExperimentData:
             data.attempts.append(AttemptRecord(attempt=number, path=rel, result=result))
         except (OSError, ValueError):
             data.unreadable.append(rel)
-    for tier in ALL_TIERS:
-        best = _read_json(layout.best_subtest_file(tier), data.unreadable, root)
-        name = (best.get("subtest") or best.get("best_subtest")) if isinstance(best, dict) else best
-        if isinstance(name, str) and name:
-            data.best_subtests[tier] = name
-    data.checkpoint = _read_json(layout.checkpoint, data.unreadable, root) or {}
-    data.stats = _read_json(layout.stats_file, data.unreadable, root) or {}
+    for tier in ALL_TIERS:  # the store's loaders; a file that exists but does not load is named
+        if (path := layout.best_subtest_file(tier)).is_file():
+            if (best := results.read_best_subtest(layout, tier)) is not None:
+                data.best_subtests[tier] = best.subtest
+            else:
+                data.unreadable.append(str(path.relative_to(root)))
+    if layout.checkpoint.is_file() or layout.journal.is_file():
+        try:
+            data.checkpoint = results.load_state(layout).model_dump(mode="json")
+        except results.StateCorrupt:
+            data.unreadable.append(str(layout.checkpoint.relative_to(root)))
+            data.checkpoint = results.load_state(layout, strict=False).model_dump(mode="json")
+    if layout.stats_file.is_file():
+        data.stats = results.read_stats(layout)
+        if not data.stats:
+            data.unreadable.append(str(layout.stats_file.relative_to(root)))
     return data
 
 
@@ -143,7 +153,7 @@ def group_stats(runs: list[RunResult]) -> dict[str, Any]:
     )
     tokens.mean_total_tokens = tokens.total_tokens / n if n else None
     pass_rate = passed / n if n else None
-    cop = stats.cost_of_pass(statistics.fmean(costs), pass_rate) if n else None
+    cop = stats.cost_of_pass(statistics.fmean(costs), pass_rate) if pass_rate is not None else None
     lo, hi = stats.wilson_interval(passed, n)
     blo, bhi = stats.bootstrap_mean_ci(scores, seed=BOOTSTRAP_SEED)
     return dict(
@@ -164,14 +174,10 @@ def group_stats(runs: list[RunResult]) -> dict[str, Any]:
 
 
 def choose_best_subtest(subtests: list[SubtestSummary]) -> str | None:
-    """Highest median score; medians within BEST_SUBTEST_TIE tie, won by fewer mean tokens."""
+    """The planner's best-subtest rule (`plan.best_of`) over the report's subtest summaries."""
     scored = [s for s in subtests if s.score_median is not None]
-    if not scored:
-        return None
-    top = max(s.score_median for s in scored)
-    tied = [s for s in scored if top - s.score_median <= BEST_SUBTEST_TIE + 1e-12]
-    best = min(tied, key=lambda s: (s.tokens.mean_total_tokens or 0.0, -s.score_median, s.subtest))
-    return best.subtest
+    return best_of({s.subtest: s.score_median for s in scored if s.score_median is not None},
+                   {s.subtest: s.tokens.mean_total_tokens or 0.0 for s in scored})
 
 
 def _cop_key(group: GroupStats) -> float:
@@ -203,16 +209,20 @@ def _add_uplifts(tiers: list[TierSummary]) -> None:
     if base is None:
         return
     compared = [t for t in tiers if t.tier != "T0" and t.n_runs]
+    uplifts = []
     for tier in compared:
         diff, (lo, hi), p = stats.fisher_exact_uplift(tier.n_passed, tier.n_runs,
                                                       base.n_passed, base.n_runs)
         tier.uplift_vs_t0 = UpliftSummary(diff=_finite(diff), ci=Interval(low=lo, high=hi), p_value=p)
-    for tier, adjusted in zip(compared, stats.holm_adjust([t.uplift_vs_t0.p_value for t in compared])):
-        tier.uplift_vs_t0.p_holm = adjusted
+        uplifts.append(tier.uplift_vs_t0)
+    tested = [u for u in uplifts if u.p_value is not None]
+    for uplift, adjusted in zip(tested, stats.holm_adjust([u.p_value for u in tested if u.p_value is not None])):
+        uplift.p_holm = adjusted
 
 
 def _exclusions(data: ExperimentData) -> Exclusions:
-    recorded = [(r, None, p) for r, p in zip(data.runs, data.run_paths) if not r.status.is_result]
+    recorded: list[tuple[RunResult, int | None, str]] = [
+        (r, None, p) for r, p in zip(data.runs, data.run_paths) if not r.status.is_result]
     recorded += [(a.result, a.attempt, a.path) for a in data.attempts]
     excluded = [ExcludedRun(tier=r.tier, subtest=r.subtest, run=r.run_number, attempt=attempt,
                             status=r.status.value, error=r.error, cost_usd=r.cost_usd,
@@ -261,11 +271,12 @@ def _judges(results: list[RunResult]) -> tuple[list[JudgeSummary], JudgeAgreemen
     judge_ids = sorted({judge_id for judge_id, _ in verdicts})
     if len(judge_ids) < 2:
         return summaries, None
-    score_rows, pass_rows = [], []
+    score_rows: list[list[float | None]] = []
+    pass_rows: list[list[bool | None]] = []
     for run in results:
-        valid = {j.judge_id: j for j in run.judges if j.is_valid}
-        score_rows.append([valid[i].score if i in valid else None for i in judge_ids])
-        pass_rows.append([valid[i].passed if i in valid else None for i in judge_ids])
+        by_judge = {j.judge_id: j for j in run.judges if j.is_valid}
+        score_rows.append([by_judge[i].score if i in by_judge else None for i in judge_ids])
+        pass_rows.append([by_judge[i].passed if i in by_judge else None for i in judge_ids])
     agreement = JudgeAgreement(
         n_judges=len(judge_ids),
         n_items=sum(sum(v is not None for v in row) >= 2 for row in score_rows),

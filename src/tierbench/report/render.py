@@ -317,14 +317,15 @@ def write_report(path: Path, out_dir: Path | None = None,
         raise ValueError(f"unknown report formats: {sorted(unknown)} (known: {sorted(KNOWN_FORMATS)})")
     if (path / "config" / "experiment.json").is_file():
         data = load_experiment_runs(path)
-        report: ExperimentReport | BatchReport = summarize_experiment(data)
+        exp_report = summarize_experiment(data)
+        report: ExperimentReport | BatchReport = exp_report
         scores = {t.tier: [r.judge_score for r in data.results if r.tier == t.tier
-                           and r.judge_score is not None] for t in report.tiers}
-        sections = experiment_sections(report)
-        make_images = {"pass_rate.png": lambda: plots.pass_rate_plot(report),
+                           and r.judge_score is not None] for t in exp_report.tiers}
+        sections = experiment_sections(exp_report)
+        make_images = {"pass_rate.png": lambda: plots.pass_rate_plot(exp_report),
                        "scores.png": lambda: plots.score_plot(scores),
-                       "cost_vs_pass_rate.png": lambda: plots.cost_plot(report)}
-        make_csvs = lambda: experiment_csvs(data, report)  # noqa: E731
+                       "cost_vs_pass_rate.png": lambda: plots.cost_plot(exp_report)}
+        make_csvs = lambda: experiment_csvs(data, exp_report)  # noqa: E731
     elif path.is_dir() and find_experiment_dirs(path):
         experiments = load_batch(path)
         report = summarize_batch(path, experiments)
@@ -351,3 +352,14 @@ def write_report(path: Path, out_dir: Path | None = None,
         atomic_write_bytes(out / name, content)
         written.append(out / name)
     return written
+
+
+def write_report_or_warn(root: Path) -> None:
+    """The report at the end of a `run` or `batch`: the work itself is recorded whatever happens
+    here, so a failure becomes one line on stderr saying how to retry, never an exit code."""
+    from tierbench.exitcodes import print_error
+
+    try:
+        write_report(root)
+    except Exception as exc:
+        print_error(f"warning: the report failed ({type(exc).__name__}: {exc}); retry with: tierbench report {root}")

@@ -70,7 +70,7 @@ def bootstrap_mean_ci(values: Sequence[float], conf: float = 0.95, n_resamples: 
     return (float(lo), float(hi))
 
 
-def sample_std(values: Sequence[float]) -> float:
+def sample_std(values: Sequence[float] | np.ndarray) -> float:
     """Sample standard deviation (ddof=1); 0.0 for fewer than two values."""
     data = np.asarray(list(values), dtype=float)
     return float(data.std(ddof=1)) if data.size >= 2 else 0.0

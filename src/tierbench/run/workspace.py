@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 from tierbench.spec import LoadedTest
+from tierbench.store.repair import forget_stale_worktrees  # noqa: F401  (the store owns repo/ metadata)
 
 _WORKTREE_LOCK = threading.Lock()
 
@@ -91,24 +92,6 @@ def forget_worktree(repo: Path, workspace: Path) -> bool:
                 shutil.rmtree(entry, ignore_errors=True)
                 forgotten = True
     return forgotten
-
-
-def forget_stale_worktrees(repo: Path) -> int:
-    """Drop git's metadata for every worktree that is incomplete (an add killed before it wrote
-    `commondir`/`gitdir`) or whose directory is gone, locked or not. Any such entry makes every later
-    `git worktree add` fail. Call only while no run is being set up: at coordinator start, in repair."""
-    admin = repo / ".git" / "worktrees"
-    count = 0
-    if admin.is_dir():
-        for entry in admin.iterdir():
-            try:
-                gitdir = Path((entry / "gitdir").read_text().strip())
-            except OSError:
-                gitdir = None
-            if gitdir is None or not (entry / "commondir").exists() or not gitdir.exists():
-                shutil.rmtree(entry, ignore_errors=True)
-                count += 1
-    return count
 
 
 def create_worktree(repo: Path, workspace: Path, commit: str) -> None:

@@ -19,12 +19,12 @@ from typing import Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tierbench.models import ExperimentStatus
 from tierbench.store.atomic import atomic_write_bytes
 
 CHECKPOINT_VERSION = 1
 
-CheckpointStatus = Literal["running", "paused_rate_limit", "interrupted", "completed", "failed"]
-CHECKPOINT_STATUSES: tuple[str, ...] = CheckpointStatus.__args__  # type: ignore[attr-defined]
+CHECKPOINT_STATUSES: tuple[str, ...] = tuple(status.value for status in ExperimentStatus)
 ResultStatus = Literal["passed", "failed"]
 CompletedRuns = dict[str, dict[str, dict[str, ResultStatus]]]
 
@@ -42,7 +42,7 @@ class Checkpoint(BaseModel):
     experiment_id: str
     experiment_dir: str  # absolute path at the time of writing (informational; layouts use their own root)
     config_hash: str
-    status: CheckpointStatus = "running"
+    status: ExperimentStatus = ExperimentStatus.RUNNING
     completed_runs: CompletedRuns = Field(default_factory=dict)
     started_at: datetime
     last_updated_at: datetime

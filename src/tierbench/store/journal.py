@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tierbench.store.atomic import fsync_dir
+from tierbench.models import ExperimentStatus, RunStatus
 from tierbench.store.checkpoint import CHECKPOINT_STATUSES, Checkpoint
 
 _TAIL_CHUNK = 64 * 1024
@@ -183,33 +184,42 @@ class Journal:
 
 # -- what the events mean ----------------------------------------------------------------------
 
+def _run_status(value: Any) -> RunStatus | None:
+    """The RunStatus an event names (events hold its value on disk); None for anything else."""
+    try:
+        return RunStatus(value)
+    except ValueError:
+        return None
+
+
 def apply_event(cp: Checkpoint, event: dict[str, Any]) -> None:
     """Fold one event into the state. The live store and every replay go through this one function."""
     kind = event.get("ev")
     if kind == "run":
-        if event["status"] in ("passed", "failed"):
+        if _run_status(event["status"]) in (RunStatus.PASSED, RunStatus.FAILED):
             cp.set_completed(event["tier"], event["subtest"], int(event["run"]), event["status"])
     elif kind == "attempt":
-        if event["status"] == "rate_limited":
+        status = _run_status(event["status"])
+        if status is RunStatus.RATE_LIMITED:
             cp.rate_limited_attempts += 1
-        elif event["status"] == "error":
+        elif status is RunStatus.ERROR:
             cp.error_attempts += 1
     elif kind == "status":
         if event["status"] in CHECKPOINT_STATUSES:
-            cp.status = event["status"]
+            cp.status = ExperimentStatus(event["status"])
     elif kind == "rate_limit":
         if cp.rate_limit_until is None:  # a later reset while already paused extends the same pause
             cp.pause_count += 1
-        cp.status = "paused_rate_limit"
+        cp.status = ExperimentStatus.PAUSED_RATE_LIMIT
         cp.rate_limit_until = datetime.fromisoformat(event["until"])
         cp.rate_limit_source = event.get("source")
         cp.rate_limit_message = event.get("message")
     elif kind == "rate_limit_cleared":
         cp.total_pause_seconds += float(event.get("paused_seconds") or 0.0)
         cp.rate_limit_until = cp.rate_limit_source = cp.rate_limit_message = None
-        cp.status = "running"
+        cp.status = ExperimentStatus.RUNNING
     elif kind == "reconcile":
-        if event["action"] == "adopt" and event.get("status") in ("passed", "failed"):
+        if event["action"] == "adopt" and _run_status(event.get("status")) in (RunStatus.PASSED, RunStatus.FAILED):
             cp.set_completed(event["tier"], event["subtest"], int(event["run"]), event["status"])
         elif event["action"] == "drop":
             cp.drop_completed(event["tier"], event["subtest"], int(event["run"]))

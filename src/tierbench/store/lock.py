@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from tierbench.errors import TierbenchError
+
 # A probe from `status`/`check` (is_held) holds the lock for microseconds. A coordinator starting in
 # that instant must not be told "already running", so acquire retries briefly while the file names no
 # live process (no PID yet, or the PID of a holder that died).
@@ -24,15 +26,15 @@ _PROBE_RETRIES = 10
 _PROBE_RETRY_SECONDS = 0.02
 
 
-class LockHeld(Exception):
+class LockHeld(TierbenchError):
     """Another live process holds the experiment lock. `pid` is its PID when it could be read."""
 
     def __init__(self, path: Path, pid: int | None):
         self.path = Path(path)
         self.pid = pid
         holder = f"PID {pid}" if pid is not None else "another process (PID unknown)"
-        super().__init__(f"{self.path.parent} is in use by {holder}: another tierbench process is "
-                         "running this experiment")
+        super().__init__(f"{self.path.parent} is already being run by another tierbench process ({holder})",
+                         "Wait for it to finish, or stop it first.")
 
 
 class ExperimentLock:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,11 +19,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from tierbench.config import load_config
-from tierbench.models import RunResult, RunStatus
+from tierbench.config import ConfigUnreadable, load_config
+from tierbench.errors import TierbenchError
+from tierbench.models import ExperimentStatus, RunResult, RunStatus
 from tierbench.store.atomic import atomic_write_bytes, fsync_dir, is_temp_file
 from tierbench.store.checkpoint import Checkpoint, CheckpointCorrupt, load_checkpoint, save_checkpoint, utc_now
-from tierbench.store.journal import Journal, replay, scan_tail
+from tierbench.store.journal import Journal, iter_events, replay, scan_tail
 from tierbench.store.layout import RUN_RESULT_NAME, WORKSPACE_NAME, ExperimentLayout, backup_path
 from tierbench.store.lock import ExperimentLock
 
@@ -34,12 +36,21 @@ _NOTE_LIMIT = 20
 KeyTuple = tuple[str, str, int]
 
 
+class RepairError(TierbenchError):
+    """repair cannot run on this path."""
+
+
 @dataclass
 class Discrepancy:
     kind: str  # unrecorded_result | missing_result | invalid_result | status_mismatch | stale_worktree
-    #            | temp_file | torn_journal | corrupt_checkpoint
+    #            | temp_file | torn_journal | corrupt_checkpoint | corrupt_config
     path: str
     detail: str
+
+    @property
+    def repairable(self) -> bool:
+        """`tierbench repair` fixes it (config/experiment.json is primary: nothing rebuilds it)."""
+        return self.kind != "corrupt_config"
 
 
 @dataclass
@@ -144,6 +155,15 @@ def read_recorded_state(layout: ExperimentLayout, *, torn_tail: bool = True
     return cp, loaded, problems
 
 
+def _covered_journal_problems(layout: ExperimentLayout, cp: Checkpoint) -> list[Discrepancy]:
+    """Unreadable lines before the snapshot's offset: harmless to the state, but the record is damaged."""
+    bad: list[str] = []
+    end = min(cp.journal_offset, scan_tail(layout.journal).good_size)
+    for _ in iter_events(layout.journal, 0, end, bad):
+        pass
+    return [Discrepancy("corrupt_journal", str(layout.journal), line) for line in bad]
+
+
 def check_experiment(layout: ExperimentLayout) -> list[Discrepancy]:
     """Every disagreement between the recorded state and the files. Changes nothing.
 
@@ -151,6 +171,13 @@ def check_experiment(layout: ExperimentLayout) -> list[Discrepancy]:
     expected (runs are in flight), so they are only reported when no coordinator runs."""
     running = ExperimentLock(layout.lock_file).is_held()
     cp, loaded, problems = read_recorded_state(layout, torn_tail=not running)
+    problems += _covered_journal_problems(layout, cp)
+    if layout.config_file.exists():
+        try:
+            load_config(layout.config_file)
+        except ConfigUnreadable as exc:
+            problems.insert(0, Discrepancy("corrupt_config", str(layout.config_file),
+                                           f"{exc.message.split(': ', 1)[-1]}. {exc.fix}"))
     scan = scan_run_dirs(layout)
     if not layout.checkpoint.exists() and (layout.journal.exists() or scan.results or scan.invalid):
         problems.append(Discrepancy("corrupt_checkpoint", str(layout.checkpoint),
@@ -188,7 +215,10 @@ def repair_experiment(path: Path) -> RepairReport:
     root = path.parent if path.name == "checkpoint.json" or path.is_file() else path
     layout = ExperimentLayout(root)
     if not any(p.exists() for p in (layout.config_file, layout.checkpoint, layout.journal)):
-        raise ValueError(f"{root} is not an experiment directory (no config/experiment.json or checkpoint.json)")
+        raise RepairError(f"{root} is not an experiment directory (no config/experiment.json or checkpoint.json)",
+                          "Pass the experiment directory (the one holding config/ and checkpoint.json)")
+    if layout.config_file.exists():
+        load_config(layout.config_file)  # primary data repair cannot rebuild: ConfigUnreadable says what to do
     with ExperimentLock(layout.lock_file):
         fixed: list[str] = []
         old, loaded, problems = read_recorded_state(layout)
@@ -201,8 +231,9 @@ def repair_experiment(path: Path) -> RepairReport:
         new = old.model_copy(update={"completed_runs": {}, "pid": None})
         for (tier, subtest, run), status in sorted(scan.results.items()):
             new.set_completed(tier, subtest, run, status)
-        if new.status == "running" or (new.status == "completed" and scan.results != original):
-            new.status = "interrupted"  # no coordinator runs now, and the set of results changed
+        if new.status is ExperimentStatus.RUNNING or (
+                new.status is ExperimentStatus.COMPLETED and scan.results != original):
+            new.status = ExperimentStatus.INTERRUPTED  # no coordinator runs now, and the set of results changed
         fixed += _describe_changes(original, scan)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         checkpoint_backup = journal_backup = None
@@ -230,8 +261,6 @@ def repair_experiment(path: Path) -> RepairReport:
         if temp_files:
             fixed.append(f"removed {len(temp_files)} leftover temp file(s)")
         if layout.repo.is_dir():
-            from tierbench.run.workspace import forget_stale_worktrees
-
             # prune skips worktrees locked by a `git worktree add` that was killed midway
             forgotten = forget_stale_worktrees(layout.repo)
             if forgotten:
@@ -277,7 +306,7 @@ def _fill_identity(cp: Checkpoint, loaded: bool, layout: ExperimentLayout) -> No
     try:
         config = load_config(layout.config_file)
         cp.experiment_id, cp.config_hash = config.experiment_id, config.config_hash()
-    except (OSError, ValueError):
+    except (OSError, ConfigUnreadable):
         cp.experiment_id = cp.experiment_id or layout.root.name
     cp.experiment_dir = str(layout.root)
 
@@ -308,7 +337,7 @@ def _all_temp_files(layout: ExperimentLayout, scan: _Scan) -> list[str]:
 def _keeps_workspaces(layout: ExperimentLayout) -> bool:
     try:
         return load_config(layout.config_file).keep_workspaces
-    except (OSError, ValueError):
+    except (OSError, ConfigUnreadable):
         return False
 
 
@@ -394,3 +423,21 @@ def _first_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
     return f"{where}: {first['msg']}" if where else first["msg"]
+
+
+def forget_stale_worktrees(repo: Path) -> int:
+    """Drop git's metadata for every worktree that is incomplete (an add killed before it wrote
+    `commondir`/`gitdir`) or whose directory is gone, locked or not. Any such entry makes every later
+    `git worktree add` fail. Call only while no run is being set up: at coordinator start, in repair."""
+    admin = repo / ".git" / "worktrees"
+    count = 0
+    if admin.is_dir():
+        for entry in admin.iterdir():
+            try:
+                gitdir = Path((entry / "gitdir").read_text().strip())
+            except OSError:
+                gitdir = None
+            if gitdir is None or not (entry / "commondir").exists() or not gitdir.exists():
+                shutil.rmtree(entry, ignore_errors=True)
+                count += 1
+    return count

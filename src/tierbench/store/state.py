@@ -21,8 +21,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, ValuesView
 
-from tierbench.models import RateLimitInfo, RunKey, RunStatus
-from tierbench.store.checkpoint import (CHECKPOINT_STATUSES, Checkpoint, CheckpointCorrupt, load_checkpoint,
+from tierbench.errors import TierbenchError
+from tierbench.models import ExperimentStatus, RateLimitInfo, RunKey, RunResult, RunStatus
+from tierbench.plan import BestSubtest
+from tierbench.store import results
+from tierbench.store.checkpoint import (Checkpoint, CheckpointCorrupt, load_checkpoint,
                                         save_checkpoint, utc_now)
 from tierbench.store.journal import Journal, apply_event, iter_events, replay
 from tierbench.store.layout import ExperimentLayout, backup_path, run_dir_name
@@ -44,7 +47,7 @@ _ADVICE = {
 }
 
 
-class StoreWriteError(Exception):
+class StoreWriteError(TierbenchError):
     """The experiment state could not be written. The message says what failed, that nothing
     recorded earlier is lost, and what to do."""
 
@@ -94,7 +97,7 @@ class CompletedRuns(Mapping[RunKey, RunStatus]):
     def __len__(self) -> int:
         return len(self._statuses)
 
-    def values(self) -> ValuesView[RunStatus]:  # type: ignore[override]
+    def values(self) -> ValuesView[RunStatus]:
         return self._statuses.values()
 
 
@@ -216,6 +219,28 @@ class StateStore:
     def counts_by_tier(self) -> dict[str, dict[str, int]]:
         return self._cp.counts_by_tier()
 
+    # -- results and the files derived from them (see store/results.py) -----------------------
+    def run_result(self, key: RunKey) -> RunResult | None:
+        return results.read_run_result(self.layout, key)
+
+    def run_results(self, keys: Iterable[RunKey]) -> list[RunResult]:
+        return results.read_run_results(self.layout, keys)
+
+    def best_subtest(self, tier: str) -> BestSubtest | None:
+        return results.read_best_subtest(self.layout, tier)
+
+    def save_best_subtest(self, best: BestSubtest) -> None:
+        try:
+            results.save_best_subtest(self.layout, best)
+        except OSError as exc:
+            raise StoreWriteError("write best_subtest.json", self.layout.best_subtest_file(best.tier), exc) from exc
+
+    def save_stats(self, stats: dict[str, Any]) -> None:
+        try:
+            results.save_stats(self.layout, stats)
+        except OSError as exc:
+            raise StoreWriteError("write stats.json", self.layout.stats_file, exc) from exc
+
     # -- recording ---------------------------------------------------------------------------
     def record_run(self, key: RunKey, status: RunStatus | str) -> None:
         """Record a result durably (one journal append + fsync). Recording the same result again is a
@@ -242,12 +267,15 @@ class StateStore:
         self._append([("attempt", {**_key_fields(key), "status": status.value})])
         self._maybe_snapshot()
 
-    def set_status(self, status: str) -> None:
-        if status not in CHECKPOINT_STATUSES:
-            raise ValueError(f"unknown checkpoint status {status!r} (one of {', '.join(CHECKPOINT_STATUSES)})")
-        if status == self._cp.status:
+    def set_status(self, status: ExperimentStatus) -> None:
+        try:
+            status = ExperimentStatus(status)
+        except ValueError:
+            raise ValueError(f"unknown checkpoint status {status!r} (one of "
+                             f"{', '.join(s.value for s in ExperimentStatus)})") from None
+        if status is self._cp.status:
             return
-        self._append([("status", {"status": status})])
+        self._append([("status", {"status": status.value})])
         self.snapshot()
 
     def record_rate_limit(self, info: RateLimitInfo) -> None:
@@ -274,7 +302,7 @@ class StateStore:
         self._unsnapshotted = 0
         self._last_snapshot = time.monotonic()
 
-    def close(self, status: str | None = None) -> None:
+    def close(self, status: ExperimentStatus | None = None) -> None:
         """Final snapshot (pid cleared) and close the journal. Safe to call twice."""
         if self._closed:
             return

@@ -37,18 +37,13 @@ def cmd_view(args: argparse.Namespace) -> int:
     if missing:
         print_error(MISSING_EXTRA.format(name=", ".join(missing)))
         return EXIT_ERROR
-    from tierbench.view.data import ViewError
+    # A ViewError is a TierbenchError: cli.main prints it on one line and exits 1.
+    if args.export is not None:
+        from tierbench.view.export import export_site
 
-    try:
-        if args.export is not None:
-            from tierbench.view.export import export_site
+        index, written = export_site(args.path, args.export)
+        print(f"wrote {written} files; open {index}")
+        return EXIT_OK
+    from tierbench.view.app import serve
 
-            index, written = export_site(args.path, args.export)
-            print(f"wrote {written} files; open {index}")
-            return EXIT_OK
-        from tierbench.view.app import serve
-
-        return serve(args.path, host=args.host, port=args.port)
-    except ViewError as exc:
-        print_error(str(exc))
-        return EXIT_ERROR
+    return serve(args.path, host=args.host, port=args.port)

@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from tierbench.config import ExperimentConfig
+from tierbench.errors import TierbenchError
 from tierbench.models import ALL_TIERS, TIER_NAMES, RunKey, RunResult, grade_for
 from tierbench.report import stats
 from tierbench.spec import LoadedTest, SpecError, Subtest, load_test
-from tierbench.store.checkpoint import Checkpoint, CheckpointCorrupt, load_checkpoint
-from tierbench.store.journal import replay
+from tierbench.store.checkpoint import Checkpoint
 from tierbench.store.layout import RUN_RESULT_NAME, ExperimentLayout, run_dir_name
 from tierbench.store.lock import ExperimentLock
+from tierbench.store.results import load_state, read_best_subtest, read_run_result
 
 # How an entry of the listing ended, or where it stands. passed/failed are results; the others
 # are a pending run (in flight now, never tried, or whose latest attempt was not a result).
@@ -47,7 +48,7 @@ _RUN_RE = re.compile(r"^run_(\d{2,})$")
 _ATTEMPT_RE = re.compile(r"^\d{1,4}$")
 
 
-class ViewError(Exception):
+class ViewError(TierbenchError):
     """PATH cannot be viewed, or a URL names something that does not exist."""
 
 
@@ -363,26 +364,18 @@ class ExperimentView:
         self._read_checkpoint()
 
     def _read_checkpoint(self) -> None:
-        try:
-            checkpoint = load_checkpoint(self.layout.checkpoint)
-        except (FileNotFoundError, CheckpointCorrupt, OSError):
-            self.checkpoint = None
+        if not self.layout.checkpoint.exists() and not self._journal_pos:
+            self.checkpoint = None  # nothing recorded yet
             return
-        # The snapshot plus the events after it: the state a coordinator would load (read-only).
-        replay(checkpoint, self.layout.journal, _journal_id(self.layout.journal)[1], [])
-        self.checkpoint = checkpoint
+        # The snapshot plus the journal events after it, read-only and tolerant of a running writer.
+        self.checkpoint = load_state(self.layout, strict=False)
 
     def _read_best(self) -> dict[str, str]:
         best: dict[str, str] = {}
         for tier in ALL_TIERS:
-            path = self.layout.best_subtest_file(tier)
-            try:
-                data = _read_json(path)
-            except (OSError, ValueError):
-                continue
-            name = data.get("subtest") if isinstance(data, dict) else None
-            if isinstance(name, str):
-                best[tier] = name
+            recorded = read_best_subtest(self.layout, tier)
+            if recorded is not None:
+                best[tier] = recorded.subtest
         return best
 
     def _update_live(self) -> None:
@@ -477,12 +470,12 @@ class ExperimentView:
         if row is None and not base.is_dir():
             raise NotFound(f"{self.name}: no run {key}")
         detail = RunDetail(key=key, attempt=attempt, base=base, row=row)
-        try:
-            detail.result = RunResult.model_validate_json((base / RUN_RESULT_NAME).read_bytes())
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError) as exc:
-            detail.notes.append(f"{RUN_RESULT_NAME}: unreadable ({type(exc).__name__})")
+        if attempt is None:
+            detail.result = read_run_result(self.layout, key)
+        else:
+            detail.result = _read_attempt(base)
+        if detail.result is None and (base / RUN_RESULT_NAME).exists():
+            detail.notes.append(f"{base / RUN_RESULT_NAME}: unreadable; `tierbench check` names the problem")
         detail.prompt = read_text(base / "agent" / "prompt.md") or (self.test.prompt if self.test else None)
         detail.command = read_text(base / "agent" / "command.json")
         detail.diff = read_text(base / "agent" / "diff.patch", cap=4 * TEXT_CAP)
@@ -505,11 +498,9 @@ class ExperimentView:
         return detail
 
     def _attempt_summary(self, key: RunKey, number: str) -> dict[str, Any]:
-        path = self.layout.attempts_dir(key) / number / RUN_RESULT_NAME
-        try:
-            result = RunResult.model_validate_json(path.read_bytes())
-        except (OSError, ValueError):
-            return {"number": number, "status": "unreadable", "error": f"{path.name} is missing or unreadable"}
+        result = _read_attempt(self.layout.attempts_dir(key) / number)
+        if result is None:
+            return {"number": number, "status": "unreadable", "error": f"{RUN_RESULT_NAME} is missing or unreadable"}
         return {"number": number, "status": result.status.value, "error": result.error,
                 "reset_at": result.rate_limit.reset_at.isoformat() if result.rate_limit else None,
                 "kind": result.rate_limit.kind.value if result.rate_limit else None,
@@ -538,6 +529,14 @@ class ExperimentView:
             except KeyError:
                 continue
         return merge_inherited(subtest, inherited)
+
+
+def _read_attempt(attempt_dir: Path) -> RunResult | None:
+    """One archived attempt's run_result.json (store/results.py reads them only as a list)."""
+    try:
+        return RunResult.model_validate_json((attempt_dir / RUN_RESULT_NAME).read_bytes())
+    except (OSError, ValueError):
+        return None
 
 
 @dataclass
@@ -631,14 +630,14 @@ class Source:
     def __init__(self, path: Path):
         self.root = Path(path).resolve()
         if not self.root.is_dir():
-            raise ViewError(f"{path}: not a directory. Pass an experiment directory (with config/experiment.json) "
-                            "or a batch results directory")
+            raise ViewError(f"{path}: not a directory",
+                            "Pass an experiment directory (with config/experiment.json) or a batch results directory")
         self.kind = "experiment" if is_experiment(self.root) else "batch"
         self._experiments: dict[str, ExperimentView] = {}
         self._lock = threading.Lock()
         if self.kind == "batch" and not self.experiment_dirs() and not (self.root / "batch_summary.json").is_file():
             raise ViewError(f"{path}: neither an experiment directory (no config/experiment.json) nor a batch "
-                            "results directory (no batch_summary.json, no experiment subdirectories). "
+                            "results directory (no batch_summary.json, no experiment subdirectories)",
                             "Pass the directory `tierbench run` or `tierbench batch` wrote")
 
     def experiment_dirs(self) -> list[Path]:
@@ -673,11 +672,11 @@ class Source:
     def batch_summary(self) -> Any:
         if self.kind != "batch":
             return None
-        from tierbench.batch_summary import load_summary
+        from tierbench.batch.summary import SUMMARY_FILE, load_summary
 
         try:
-            return load_summary(self.root / "batch_summary.json")
-        except ValueError:
+            return load_summary(self.root / SUMMARY_FILE)
+        except (TierbenchError, ValueError):
             return None
 
     def tier_name(self, tier: str) -> str:

@@ -28,10 +28,10 @@ def export_site(path: Path, out: Path) -> tuple[Path, int]:
     source = Source(path)
     out = Path(out).resolve()
     if out == source.root or out.is_relative_to(source.root):
-        raise ViewError(f"--export {out}: inside the viewed directory {source.root}; the viewer never writes "
-                        "there. Choose a directory outside it")
+        raise ViewError(f"--export {out}: inside the viewed directory {source.root}; the viewer never writes there",
+                        "Choose a directory outside it")
     if out.exists() and not out.is_dir():
-        raise ViewError(f"--export {out}: exists and is not a directory. Choose a new or empty directory")
+        raise ViewError(f"--export {out}: exists and is not a directory", "Choose a new or empty directory")
     site = Site(source, Links(static=True))
     writer = _Writer(out)
     for name in ("view.css", "view.js"):
@@ -96,7 +96,7 @@ class _Writer:
     def _target(self, rel: str) -> Path:
         target = (self.root / rel).resolve()
         if not target.is_relative_to(self.root):
-            raise ViewError(f"refusing to write outside {self.root}: {rel}")
+            raise ViewError(f"refusing to write outside {self.root}: {rel}", "This is a bug; please report it")
         target.parent.mkdir(parents=True, exist_ok=True)
         return target
 
