@@ -1,9 +1,9 @@
 """A scripted coding agent for the viewer's tests, run by the real `command` agent adapter.
 
-It edits the workspace like an agent would (fixes calc.py on some runs, a wrong change on others),
-writes a Claude Code `stream-json --verbose` transcript to `$TIERBENCH_RUN_DIR/agent/transcript.jsonl`
-(system init, assistant text, tool calls, tool results, usage, final result) and prints the final
-`result` event on stdout, as `claude --print --output-format json` would.
+It edits the workspace like an agent would (fixes calc.py on some runs, a wrong change on others)
+and prints a Claude Code `stream-json --verbose` event stream on stdout, as `claude --print
+--output-format stream-json --verbose` would: system init, assistant text, tool calls, tool
+results, usage, and the final `result` event last.
 
 Environment knobs (all optional):
     SCRIPTED_GATE=PATH   wait until PATH exists before finishing (a run stays in flight until then)
@@ -27,13 +27,8 @@ def main() -> int:
     tier, subtest, run = os.environ["TIERBENCH_TIER"], os.environ["TIERBENCH_SUBTEST"], int(os.environ["TIERBENCH_RUN"])
     prompt = Path(os.environ["TIERBENCH_PROMPT_FILE"]).read_text()
     hostile = os.environ.get("SCRIPTED_HOSTILE") == "1" or "[hostile]" in prompt
-    events: list[dict] = []
-    transcript = Path(os.environ["TIERBENCH_RUN_DIR"]) / "agent" / "transcript.jsonl"
-
     def emit(event: dict) -> None:
-        events.append(event)
-        with open(transcript, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(event) + "\n")
+        print(json.dumps(event), flush=True)
 
     emit({"type": "system", "subtype": "init", "model": "scripted-1", "session_id": f"s-{tier}-{subtest}-{run}",
           "tools": ["Bash", "Read", "Edit"], "mcp_servers": []})
@@ -73,7 +68,6 @@ def main() -> int:
               "usage": {"input_tokens": 240, "output_tokens": 230, "cache_creation_input_tokens": 1000,
                         "cache_read_input_tokens": 4000}}
     emit(result)
-    print(json.dumps(result), flush=True)
     return 0
 
 

@@ -559,15 +559,26 @@ class RunDetail:
     notes: list[str] = field(default_factory=list)
 
 
-TRANSCRIPT_NAMES = ("transcript.jsonl",)
+TRANSCRIPT_NAME = "transcript.jsonl"
 
 
 def transcript_path(base: Path) -> Path | None:
-    for name in TRANSCRIPT_NAMES:
-        path = base / "agent" / name
-        if path.is_file():
-            return path
-    return None
+    """agent/transcript.jsonl; while a run is in flight (the adapter keeps the stream only when the
+    agent ends), its agent/stdout.log when that is an event stream: the transcript so far."""
+    path = base / "agent" / TRANSCRIPT_NAME
+    if path.is_file():
+        return path
+    stdout = base / "agent" / "stdout.log"
+    try:
+        with open(stdout, "rb") as handle:
+            first = handle.readline(64 * 1024)
+    except OSError:
+        return None
+    try:
+        event = json.loads(first)
+    except ValueError:
+        return None
+    return stdout if isinstance(event, dict) and isinstance(event.get("type"), str) else None
 
 
 def read_text(path: Path, cap: int = TEXT_CAP) -> str | None:

@@ -20,7 +20,7 @@ from tierbench.view import transcript as transcripts
 from tierbench.view.data import ExperimentView, Source, ViewError, transcript_path
 from tierbench.view.pages import HERE, RUNS_PER_PAGE, Links, Site, pygments_css
 
-COPIED_FILES = ("agent/diff.patch", "agent/transcript.jsonl")
+COPIED_FILES: tuple[str, ...] = ("agent/diff.patch",)
 
 
 def export_site(path: Path, out: Path) -> tuple[Path, int]:
@@ -68,10 +68,10 @@ def _export_experiment(site: Site, exp: ExperimentView, writer: "_Writer") -> No
         for attempt in attempts:
             writer.text(links.run(exp.name, run_key, attempt), site.run(exp, run_key, attempt))
             base = exp.run_dir(run_key, attempt)
-            for rel in COPIED_FILES:
+            path = transcript_path(base)
+            for rel in COPIED_FILES + ((f"agent/{path.name}",) if path is not None else ()):
                 if (base / rel).is_file():
                     writer.copy(base / rel, links.raw(exp.name, run_key, rel, attempt))
-            path = transcript_path(base)
             if path is not None:
                 first = transcripts.PAGE_LINES
                 while first < transcripts.line_index(path).lines:
