@@ -334,6 +334,7 @@ class ExperimentView:
             chunk = handle.read(size - self._journal_pos)
         end = chunk.rfind(b"\n") + 1  # a line still being written is read next time
         touched: set[tuple[str, str, int]] = set()
+        state_changed = False  # status, pause or anything else the checkpoint's state shows
         for line in chunk[:end].splitlines():
             try:
                 event = json.loads(line)
@@ -350,6 +351,8 @@ class ExperimentView:
                     continue
             if kind in ("run", "reconcile"):
                 self.best_subtests = self._read_best()
+            else:
+                state_changed = state_changed or kind != "attempt"
         self._journal_pos += end
         for tier, subtest, run in touched:
             if not (_TIER_RE.match(tier) and _SUBTEST_RE.match(subtest)):
@@ -361,7 +364,8 @@ class ExperimentView:
             self.rows[row.key] = row
             if old is None:
                 self.rows = _sorted_rows(self.rows)
-        self._read_checkpoint()
+        if state_changed:
+            self._read_checkpoint()  # only then: it replays the journal since the last snapshot
 
     def _read_checkpoint(self) -> None:
         if not self.layout.checkpoint.exists() and not self._journal_pos:
