@@ -6,6 +6,8 @@ run_result.json files, each recorded through StateStore), then measures:
   record   the time of one record_run (journal append + fsync), over --records calls at that size
   resume   StateStore.open with every key planned (snapshot + tail replay + reconcile + snapshot)
   rebuild  StateStore.open after checkpoint.json was deleted (whole-journal replay; informational)
+  state    store.results.load_state, strict (what status and report read; informational)
+  check    check_experiment: state + every run file + the whole journal (informational)
   scan     repair's scan of every run directory (parse + validate every run_result.json)
   repair   the whole repair_experiment (scan + backups + new checkpoint; informational)
 
@@ -28,7 +30,8 @@ from pathlib import Path
 
 from tierbench.models import ExperimentStatus, RunKey, RunResult, RunStatus
 from tierbench.store.layout import ExperimentLayout
-from tierbench.store.repair import repair_experiment, scan_run_dirs
+from tierbench.store.repair import check_experiment, repair_experiment, scan_run_dirs
+from tierbench.store.results import load_state
 from tierbench.store.state import StateStore
 
 TIERS = ("T0", "T1", "T2", "T3", "T4", "T5", "T6")
@@ -106,6 +109,15 @@ def measure_load(layout: ExperimentLayout, keys: list[RunKey]) -> dict[str, floa
     store.close()
 
     started = time.perf_counter()
+    state = load_state(layout)  # what status, report and the batch read: snapshot + tail + whole-journal check
+    state_seconds = time.perf_counter() - started
+    assert state.completed_count() == len(keys)
+    started = time.perf_counter()
+    problems = check_experiment(layout)
+    check_seconds = time.perf_counter() - started
+    assert not problems, problems[:3]
+
+    started = time.perf_counter()
     scan = scan_run_dirs(layout)
     scan_seconds = time.perf_counter() - started
     assert len(scan.results) == len(keys)
@@ -113,7 +125,8 @@ def measure_load(layout: ExperimentLayout, keys: list[RunKey]) -> dict[str, floa
     report = repair_experiment(layout.root)
     repair_seconds = time.perf_counter() - started
     assert report.rebuilt_count == report.original_count == len(keys)
-    return {"resume": resume, "rebuild": rebuild, "scan": scan_seconds, "repair": repair_seconds}
+    return {"resume": resume, "rebuild": rebuild, "state": state_seconds, "check": check_seconds,
+            "scan": scan_seconds, "repair": repair_seconds}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,11 +157,12 @@ def main(argv: list[str] | None = None) -> int:
 
     ms = 1000.0
     print(f"{'runs':>8} {'record med':>11} {'mean':>8} {'p99':>8} {'bulk/rec':>9} {'resume':>8} "
-          f"{'rebuild':>8} {'scan':>8} {'repair':>8}")
+          f"{'rebuild':>8} {'state':>8} {'check':>8} {'scan':>8} {'repair':>8}")
     for size, r in results.items():
         print(f"{size:>8} {r['record_median'] * ms:>9.3f}ms {r['record_mean'] * ms:>6.3f}ms "
               f"{r['record_p99'] * ms:>6.3f}ms {r['bulk_per_record'] * ms:>7.3f}ms {r['resume']:>7.3f}s "
-              f"{r['rebuild']:>7.3f}s {r['scan']:>7.3f}s {r['repair']:>7.3f}s")
+              f"{r['rebuild']:>7.3f}s {r['state']:>7.3f}s {r['check']:>7.3f}s {r['scan']:>7.3f}s "
+              f"{r['repair']:>7.3f}s")
     small, large = results[sizes[0]], results[sizes[-1]]
     ratio = large["record_median"] / small["record_median"]
     print(f"record median ratio {sizes[-1]} / {sizes[0]}: {ratio:.2f}x")

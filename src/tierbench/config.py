@@ -47,7 +47,8 @@ class ExperimentConfig(ExperimentOptions):
 
     def config_hash(self) -> str:
         """Hash of what defines the results (not bookkeeping such as created_at or extensions)."""
-        payload = self.model_dump(mode="json", exclude={"created_at", "extensions", "experiment_id"})
+        # `sandbox` is left out so experiments saved before it existed keep their hash.
+        payload = self.model_dump(mode="json", exclude={"created_at", "extensions", "experiment_id", "sandbox"})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

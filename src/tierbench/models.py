@@ -135,6 +135,17 @@ class ToolUsage(BaseModel):
     turns: int | None = None
 
 
+class Isolation(BaseModel):
+    """How a run was kept apart from the researcher's machine. Names only, never values."""
+
+    sandbox: str = "none"  # "bwrap" | "none"
+    network: str = "shared"  # "shared" | "none" (loopback only; needs the sandbox)
+    note: str = ""  # why the sandbox is what it is, e.g. "sandbox off: bubblewrap ... (--sandbox auto)"
+    private_home: bool = False  # the agent ran with a fresh home/config directory of its own
+    carried_env: list[str] = Field(default_factory=list)  # host environment variables passed through
+    carried_files: list[str] = Field(default_factory=list)  # files copied into the agent home
+
+
 class RateLimitKind(str, Enum):
     TRANSIENT = "transient"  # 429 / overloaded: a short wait
     QUOTA = "quota"  # usage limit, 5-hour or weekly quota: a long wait
@@ -167,6 +178,7 @@ class AgentOutcome(BaseModel):
     rate_limit: RateLimitInfo | None = None
     infra_error: str | None = None  # set when the agent could not do its job for a non-task reason
     command: list[str] = Field(default_factory=list)
+    carried_files: list[str] = Field(default_factory=list)  # credentials etc. copied into the agent home
 
 
 class ItemScore(BaseModel):
@@ -222,6 +234,7 @@ class RunResult(BaseModel):
     rate_limit: RateLimitInfo | None = None
     agent: str = ""
     model: str | None = None
+    isolation: Isolation | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
 

@@ -29,6 +29,7 @@ RUN_COMMANDS: frozenset[str] = frozenset({"run", "resume"})
 Shape = Literal["value", "list", "repeat", "pairs", "switch", "negated"]
 Thinking = Literal["None", "Low", "High", "UltraThink"]
 RateLimitPolicy = Literal["auto", "wait", "exit"]
+SandboxMode = Literal["auto", "bwrap", "none"]
 
 
 # -- parsers for option values (argparse `type=`) -------------------------------------------------
@@ -138,6 +139,9 @@ class ExperimentOptions(BaseModel):
     stall_limit: Annotated[int, Field(gt=0), Opt(
         "--stall-limit", "stop after this many consecutive identical infrastructure errors (default 5)",
         parse=positive_int)] = 5
+    sandbox: Annotated[SandboxMode, Opt(
+        "--sandbox", "confine agents and checks with bubblewrap: auto (the default: when it works here), "
+        "bwrap (fail if it cannot) or none", choices=("auto", "bwrap", "none"))] = "auto"
 
 
 class Options(ExperimentOptions):

@@ -2,18 +2,29 @@
 
 Every agent or check command runs in its own session (process group), registered in a
 `ProcessRegistry`. On timeout the whole group is killed; on SIGINT/SIGTERM the coordinator kills
-every registered group, so an interrupted experiment leaves no orphan agents behind.
+every registered group, so an interrupted experiment leaves no orphan agents behind. If the
+coordinator itself dies (SIGKILL, OOM), the registry's reaper process kills them (see reaper.py).
+
+The one way to start an agent or check process is `run_process(...)`; pass the run's
+`sandbox=ctx.sandbox` (a `tierbench.sandbox.SandboxPolicy`) and the command runs confined by it.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Iterator
+
+from tierbench.reaper import MARKER_ENV, kill_marked, new_session
+from tierbench.sandbox import SandboxPolicy
 
 
 @dataclass
@@ -26,27 +37,83 @@ class ProcessOutcome:
 
 
 class ProcessRegistry:
-    """The set of live process groups; `kill_all` also refuses any later start."""
+    """The set of live process groups; `kill_all` also refuses any later start.
 
-    def __init__(self) -> None:
+    `session` marks every process started through this registry (env TIERBENCH_SESSION); the
+    reaper, started with the first process, kills them all if this process dies. A worker thread
+    can name what it runs with `with registry.label("T0/00/run_01"):`; `drain_started()` then
+    returns (label, pgid) for each process group started since the last call (for the journal).
+    """
+
+    def __init__(self, session: str | None = None, *, reaper: bool = True) -> None:
         self._lock = threading.Lock()
         self._groups: set[int] = set()
         self._closed = False
+        self.session = session or new_session(None)
+        self._use_reaper = reaper
+        self._reaper: subprocess.Popen[bytes] | None = None
+        self._reaper_in: IO[bytes] | None = None
+        self._counter = itertools.count(1)
+        self._started: list[tuple[str | None, int]] = []
+        self._local = threading.local()
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @contextmanager
+    def label(self, text: str) -> Iterator[None]:
+        previous = getattr(self._local, "label", None)
+        self._local.label = text
+        try:
+            yield
+        finally:
+            self._local.label = previous
+
+    def drain_started(self) -> list[tuple[str | None, int]]:
+        with self._lock:
+            started, self._started = self._started, []
+        return started
+
+    def next_marker(self) -> str:
+        return f"{self.session}.{next(self._counter)}"
+
+    def ensure_reaper(self) -> None:
+        """Start the reaper once (before the first process), unless disabled."""
+        with self._lock:
+            if not self._use_reaper or self._reaper is not None or self._closed:
+                return
+            env = {k: v for k, v in os.environ.items() if k != MARKER_ENV}
+            try:
+                self._reaper = subprocess.Popen([sys.executable, "-m", "tierbench.reaper", self.session],
+                                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                                stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+                self._reaper_in = self._reaper.stdin
+            except OSError:
+                self._use_reaper = False  # still safe: groups are killed on exit and at the next start
+
+    def _tell_reaper(self, line: str) -> None:
+        if self._reaper_in is None:
+            return
+        try:
+            self._reaper_in.write(line.encode() + b"\n")
+            self._reaper_in.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            self._reaper_in = None
 
     def _add(self, pgid: int) -> bool:
         with self._lock:
             if self._closed:
                 return False
             self._groups.add(pgid)
+            self._tell_reaper(f"+{pgid}")
+            self._started.append((getattr(self._local, "label", None), pgid))
             return True
 
     def _remove(self, pgid: int) -> None:
         with self._lock:
             self._groups.discard(pgid)
+            self._tell_reaper(f"-{pgid}")
 
     def kill_all(self, sig: int = signal.SIGKILL) -> int:
         """Close the registry and signal every live group. Returns how many groups were signalled."""
@@ -55,7 +122,26 @@ class ProcessRegistry:
             groups = list(self._groups)
         for pgid in groups:
             _kill_group(pgid, sig)
+        if sig == signal.SIGKILL:
+            kill_marked(self.session)
         return len(groups)
+
+    def shutdown(self) -> None:
+        """Normal end: the reaper kills whatever is left (nothing, normally) and exits."""
+        with self._lock:
+            reaper_in, self._reaper_in = self._reaper_in, None
+            reaper = self._reaper
+        if reaper_in is not None:
+            try:
+                reaper_in.close()
+            except OSError:
+                pass
+        if reaper is not None:
+            try:
+                reaper.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                reaper.kill()
+                reaper.wait()
 
 
 def _kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
@@ -76,11 +162,26 @@ def run_process(
     registry: ProcessRegistry | None = None,
     stdin_text: str | None = None,
     shell: bool = False,
+    sandbox: SandboxPolicy | None = None,
 ) -> ProcessOutcome:
-    """Run `cmd` in a new process group, streaming output to files, killing the group on timeout."""
+    """Run `cmd` in a new process group, streaming output to files, killing the group on timeout.
+
+    `sandbox`: the run's `SandboxPolicy` (agents and command checks pass `ctx.sandbox`); None or
+    kind "none" runs the command as it is. With a registry, the process and everything it starts
+    carry the registry's session marker and die with tierbench (see reaper.py); any of them still
+    alive when the command ends (e.g. a daemon that left the group) is killed then.
+    """
     started = time.monotonic()
     if registry is not None and registry.closed:
         return ProcessOutcome(None, False, True, 0.0, "interrupted before start")
+    marker = None
+    if registry is not None:
+        registry.ensure_reaper()
+        marker = registry.next_marker()
+        env = {**(os.environ if env is None else env), MARKER_ENV: marker}
+    if sandbox is not None and sandbox.active:
+        argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        cmd, shell = sandbox.wrap(argv, cwd), False
     stdout_path.parent.mkdir(parents=True, exist_ok=True)
     stderr_path.parent.mkdir(parents=True, exist_ok=True)
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
@@ -115,8 +216,11 @@ def run_process(
                 _kill_group(pgid)
                 exit_code = proc.wait()
                 timed_out = True
-            # Reap helpers the command left in its group (e.g. a shell's background jobs).
+            # Reap helpers the command left in its group (e.g. a shell's background jobs), and any
+            # that left the group but still carry its marker.
             _kill_group(pgid)
+            if marker is not None:
+                kill_marked(marker, exact=True)
         finally:
             if registry is not None:
                 registry._remove(pgid)

@@ -72,6 +72,7 @@ class TestSpec(_Strict):
     tiers: list[str]
     subtests_dir: str | None = None
     judges: list[str] = Field(default_factory=lambda: ["command"])
+    network: Literal["shared", "none"] | None = None  # none: loopback only (under the sandbox)
 
     @field_validator("id")
     @classmethod
@@ -113,6 +114,7 @@ class Subtest(_Strict):
     agent: str | None = None
     model: str | None = None
     max_turns: int | None = Field(default=None, gt=0)
+    network: Literal["shared", "none"] | None = None  # overrides the test's `network`
     inherit_best_from: list[str] = Field(default_factory=list)
     inherited_from: list[str] = Field(default_factory=list)  # "T0/01" etc, set when merged
 

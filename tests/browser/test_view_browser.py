@@ -110,11 +110,12 @@ def test_hostile_transcript_diff_and_file_name_run_nothing(page, viewer):
 
 def test_running_experiment_gains_completed_run_without_reload(page, tmp_path):
     tests = make_tests(tmp_path, hostile=False)
-    gate = tmp_path / "gate"
     exp = tmp_path / "results" / "calc"
+    # Inside the experiment directory: a sandboxed agent sees it (read-only), not the rest of /tmp.
+    gate = exp / "gate.flag"
     run = start_cli("run", tests / "calc", "--results-dir", tmp_path / "results", "--agent", "command",
                     "--agent-opt", f"cmd={AGENT_CMD}", "--tiers", "T0", "--max-subtests", "1", "--runs", "1",
-                    "--parallel", "1", "--no-report", "--quiet", env=cli_env(SCRIPTED_GATE=str(gate)))
+                    "--parallel", "1", "--no-report", "--quiet", env=cli_env(SCRIPTED_GATE=str(gate), TIERBENCH_PASS_ENV="SCRIPTED_GATE"))
     try:
         deadline = time.monotonic() + 120
         while not (exp / "config" / "experiment.json").exists():
@@ -145,7 +146,8 @@ def test_running_experiment_gains_completed_run_without_reload(page, tmp_path):
             assert page.errors == []
         assert run.wait(timeout=120) == 0, run.stderr.read()
     finally:
-        gate.touch()
+        if exp.is_dir():
+            gate.touch()
         if run.poll() is None:
             run.kill()
         run.wait()

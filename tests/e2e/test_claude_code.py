@@ -160,8 +160,13 @@ def test_scripted_bash_edit_in_worktree(tmp_path: Path, worktree: Path) -> None:
     expected_cost = sum(getattr(reported, field) * price for field, price in SONNET_45.items())
     assert expected_cost == pytest.approx(0.01086)
     assert outcome.cost_usd == pytest.approx(expected_cost, rel=1e-9)
-    result = json.loads(stdout)
+    events = [json.loads(line) for line in stdout.splitlines()]  # stream-json: one event per line
+    result = events[-1]
+    assert result["type"] == "result"
     assert sum(m["costUSD"] for m in result["modelUsage"].values()) == pytest.approx(outcome.cost_usd)
+    # The whole stream is the run's transcript, and what the agent used is counted from it.
+    assert (ctx.agent_dir / "transcript.jsonl").read_text() == stdout
+    assert outcome.usage.tool_calls == {"Bash": 1} and outcome.usage.turns == 2
 
     # The run can be replayed from command.json, which holds no credentials.
     record = json.loads((ctx.agent_dir / "command.json").read_text())

@@ -224,8 +224,9 @@ def _reset_of(exp_dir: Path) -> datetime:
 def test_rate_limited_child_under_exit_policy_stops_the_batch_with_exit_2(tmp_path):
     tests = make_tests_folder(tmp_path)
     results = tmp_path / "results"
+    # The agent keeps its state in the test's tmp dir, which the sandbox hides: run it unsandboxed.
     agent = ("--agent", "command", "--agent-opt", f"cmd={limited_once_agent(tmp_path, reset_in=10)}",
-             *SMALL, "--tests", "py-fizzbuzz", "sh-wordcount", "--threads", 1, "--on-rate-limit", "exit")
+             "--sandbox", "none", *SMALL, "--tests", "py-fizzbuzz", "sh-wordcount", "--threads", 1, "--on-rate-limit", "exit")
     proc = batch(tests, results, *agent)
     assert proc.returncode == 2, proc.stderr
     assert "Rate limited until" in proc.stderr and "Run the same command again" in proc.stderr
@@ -251,8 +252,9 @@ def test_rate_limited_child_under_exit_policy_stops_the_batch_with_exit_2(tmp_pa
 def test_rate_limited_child_under_wait_policy_continues_by_itself(tmp_path):
     tests = make_tests_folder(tmp_path)
     results = tmp_path / "results"
+    # The agent keeps its state in the test's tmp dir, which the sandbox hides: run it unsandboxed.
     agent = ("--agent", "command", "--agent-opt", f"cmd={limited_once_agent(tmp_path, reset_in=3)}",
-             *SMALL, "--tests", "py-fizzbuzz", "sh-wordcount", "--on-rate-limit", "wait")
+             "--sandbox", "none", *SMALL, "--tests", "py-fizzbuzz", "sh-wordcount", "--on-rate-limit", "wait")
     proc = batch(tests, results, *agent)
     assert proc.returncode == 0, proc.stderr
     found = entries(results)

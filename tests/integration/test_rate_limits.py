@@ -38,8 +38,9 @@ def _agent_args(tmp_path: Path, offset: float, limited_calls: int = 1, runs: int
     script.write_text(AGENT)
     cmd = f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} {shlex.quote(str(tmp_path / 'state'))} " \
           f"{offset} {limited_calls}"
+    # The agent counts its calls in a file of the test's tmp dir, which the sandbox hides.
     return ["--agent", "command", "--agent-opt", f"cmd={cmd}", "--tiers", "T0", "--max-subtests", 1,
-            "--runs", runs, "--parallel", 1, "--no-report"]
+            "--runs", runs, "--parallel", 1, "--no-report", "--sandbox", "none"]
 
 
 def _calls(tmp_path: Path) -> int:

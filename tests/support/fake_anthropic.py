@@ -5,6 +5,10 @@
         env["ANTHROPIC_BASE_URL"] = api.url
         ... run claude ...
     api.requests          # every request, in order, with its parsed JSON body and how it was routed
+    api.bodies_text()     # every request body as one string, e.g. to grep for leaked markers
+
+With `log_path=`, every request is also appended to that file as it arrives, one JSON line each
+({"method", "path", "route", "status", "body"}), so a test (or a person) can grep what reached the API.
 
 What it serves:
   POST /v1/messages               streaming (SSE) and non-streaming, from the script
@@ -41,6 +45,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any, Callable
 
 from tests.support.loopback import LoopbackServer
@@ -164,6 +169,7 @@ class FakeAnthropic(LoopbackServer):
         side_usage: Usage = Usage(input_tokens=0, output_tokens=0),
         max_lifetime: float = 300.0,
         main_when: Callable[[dict[str, Any]], bool] | None = None,
+        log_path: Path | None = None,
     ) -> None:
         self.script = list(script or [])
         self.error = error
@@ -173,6 +179,7 @@ class FakeAnthropic(LoopbackServer):
         self.max_lifetime = max_lifetime
         self.main_when = main_when
         self.requests: list[RecordedRequest] = []
+        self.log_path = log_path
         self._lock = threading.Lock()
         self._errors_sent = 0
 
@@ -200,6 +207,10 @@ class FakeAnthropic(LoopbackServer):
                 totals[k] += v
         return Usage(**totals)
 
+    def bodies_text(self) -> str:
+        with self._lock:
+            return "\n".join(json.dumps(r.body) for r in self.requests)
+
     def paths(self) -> list[str]:
         with self._lock:
             return [f"{r.method} {r.path} -> {r.status} ({r.route})" for r in self.requests]
@@ -209,6 +220,10 @@ class FakeAnthropic(LoopbackServer):
     def _record(self, req: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(req)
+            if self.log_path is not None:
+                with open(self.log_path, "a", encoding="utf-8") as log:
+                    log.write(json.dumps({"method": req.method, "path": req.path, "route": req.route,
+                                          "status": req.status, "body": req.body}) + "\n")
 
     def _take_error(self) -> ErrorMode | None:
         with self._lock:

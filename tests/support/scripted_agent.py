@@ -5,7 +5,8 @@ and prints a Claude Code `stream-json --verbose` event stream on stdout, as `cla
 --output-format stream-json --verbose` would: system init, assistant text, tool calls, tool
 results, usage, and the final `result` event last.
 
-Environment knobs (all optional):
+Environment knobs (all optional; tierbench passes them to the agent only when named in
+TIERBENCH_PASS_ENV):
     SCRIPTED_GATE=PATH   wait until PATH exists before finishing (a run stays in flight until then)
     SCRIPTED_HOSTILE=1   write markup into the transcript, the diff and a file name (also when
                          the prompt contains "[hostile]")

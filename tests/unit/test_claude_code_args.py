@@ -83,7 +83,14 @@ def test_default_command(tmp_path: Path, fake_bin: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(claude_code, "_is_root", lambda: False)
     argv, env = build_command(make_ctx(tmp_path, options={"bin": str(fake_bin)}))
     assert argv[0] == str(fake_bin)
-    assert argv[1:7] == ["--print", "--output-format", "json", "--max-turns", "30", "--dangerously-skip-permissions"]
+    assert argv[1:8] == ["--print", "--output-format", "stream-json", "--verbose", "--max-turns", "30",
+                         "--dangerously-skip-permissions"]
+    # Only the worktree's own configuration: no user settings, no MCP servers from above, no CLAUDE.md above.
+    assert _flag(argv, "--setting-sources") == "project,local" and "--strict-mcp-config" in argv
+    excludes = json.loads(_flag(argv, "--settings"))["claudeMdExcludes"]
+    workspace = make_ctx(tmp_path).workspace.absolute()
+    assert str(workspace.parent / "CLAUDE.md") in excludes and "/CLAUDE.md" in excludes
+    assert not any(entry.startswith(str(workspace) + "/") for entry in excludes)
     assert "--model" not in argv
     assert _flag(argv, "--max-thinking-tokens") == "0" and "--effort" not in argv
     for absent in ("--tools", "--disallowedTools", "--allowedTools", "--system-prompt"):

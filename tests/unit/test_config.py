@@ -17,7 +17,7 @@ def _non_default_config() -> ExperimentConfig:
         runs_per_subtest=7, max_subtests=3, agent="claude-code", agent_options={"bin": "/opt/claude", "max_turns": "9"},
         model="claude-sonnet-4-5", judges=("command", "openai:gpt-4o@http://127.0.0.1:9"), parallel=5,
         timeout_seconds=1234, thinking="UltraThink", keep_workspaces=True, seed=99, on_rate_limit="exit",
-        max_wait_seconds=42.5, default_rate_limit_wait_seconds=17.0, preflight=False, stall_limit=9,
+        max_wait_seconds=42.5, default_rate_limit_wait_seconds=17.0, preflight=False, stall_limit=9, sandbox="none",
         created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
         extensions=(Extension(at=datetime(2026, 1, 3, tzinfo=timezone.utc), changes={"runs_per_subtest": [3, 7]}),),
     )

@@ -15,9 +15,11 @@ PACKAGE = "tierbench"
 # the no-cycle rule is the only constraint. The first matching prefix decides a module's layer.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("tierbench.errors", "tierbench.exitcodes", "tierbench.models", "tierbench.options", "tierbench.judgespec",
-              "tierbench.spec", "tierbench.config", "tierbench.plan", "tierbench.store.atomic")),
+              "tierbench.spec", "tierbench.config", "tierbench.plan", "tierbench.store.atomic",
+              "tierbench.transcript")),
     ("store / ratelimit / process", ("tierbench.store", "tierbench.ratelimit", "tierbench.process",
-                                     "tierbench.progress", "tierbench.signals")),
+                                     "tierbench.progress", "tierbench.signals", "tierbench.sandbox",
+                                     "tierbench.reaper")),
     ("agents / judges", ("tierbench.agents", "tierbench.judges")),
     ("run", ("tierbench.run", "tierbench.experiment", "tierbench.report")),
     ("execute", ("tierbench.execute",)),

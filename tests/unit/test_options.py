@@ -63,7 +63,8 @@ def sample(name: str) -> Any:
     if origin is dict:
         return {"k": "-v", "empty": "", "eq": "a=b"}
     if origin in (tuple, list):
-        return ["first", "-second"]
+        # `--flag A B` (shape list) cannot carry a value starting with '-'; `--flag=-B` (repeat) can.
+        return ["first", "second"] if meta.shape == "list" else ["first", "-second"]
     raise AssertionError(f"no sample for option {name} ({annotation}); extend sample() in this test")
 
 
@@ -134,13 +135,14 @@ def test_a_resume_that_ignores_an_option_names_its_flag(name):
 def test_an_invocation_option_is_parsed_but_never_saved(name):
     meta = option_meta(name)
     command = sorted(meta.commands)[0]
+    value = sample(name)
     if meta.shape == "switch":
         extra, expected = [meta.flag], True
     elif meta.shape == "list":
-        extra, expected = [meta.flag, "a", "b"], ["a", "b"]
+        extra, expected = [meta.flag, *map(str, value)], list(map(str, value))
     else:
-        extra = [f"{meta.flag}=7"]
-        expected = meta.parse("7") if meta.parse else "7"
+        extra = [f"{meta.flag}={value}"]
+        expected = meta.parse(str(value)) if meta.parse else str(value)
     args = _subparser(command).parse_args([*_positional(command), *extra])
     assert getattr(args, name) == expected
     assert given_options(args) == {}

@@ -283,7 +283,7 @@ def test_experiment_without_results_still_reports(tmp_path: Path):
     report = ExperimentReport.model_validate_json((exp / "report.json").read_text())
     assert (report.best_tier, report.best_score, report.frontier_cop) == (None, None, None)
     assert not report.frontier_cop_infinite and report.total_cost == 0.0
-    assert report.judge_agreement is None and len(written) == 10
+    assert report.judge_agreement is None and len(written) == 11  # 3 PNGs, json, 5 CSVs (usage.csv too), md, html
 
 
 def test_judge_limiter_history_per_provider_is_counted(experiment: Path):

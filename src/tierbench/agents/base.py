@@ -3,6 +3,15 @@
 `--agent-opt` options belong to the experiment's agent; a subtest that names another agent runs
 it with that agent's defaults. An adapter drives one agent once in a prepared workspace and reports an `AgentOutcome`. It writes
 only inside `ctx.agent_dir` (prompt.md, stdout.log, stderr.log, command.json) and the workspace.
+
+What every adapter does for a hermetic, observable run:
+  * start from `ctx.base_env` (an allow-list of the host's, HOME/TMPDIR/XDG_* already in the run's
+    private home) and point the agent's own config dir into `ctx.home` (Claude Code:
+    CLAUDE_CONFIG_DIR); write there only what the subtest specifies; report copied credential
+    files in `AgentOutcome.carried_files` (names only);
+  * start every process with `run_process(..., registry=ctx.registry, sandbox=ctx.sandbox)`;
+  * keep the agent's raw event stream as `agent/transcript.jsonl`, register a reader for its format
+    in tierbench.transcript, and set `AgentOutcome.usage = count_usage(entries)`.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from tierbench.process import ProcessRegistry
+from tierbench.sandbox import SandboxPolicy
 from tierbench.models import AgentOutcome, RateLimitInfo, RunKey
 from tierbench.options import default_of
 from tierbench.spec import Subtest
@@ -40,7 +50,13 @@ class AgentContext:
     # agent's configuration there and points HOME (and the agent's own config variables) at it, so
     # nothing of the researcher's own set-up reaches the agent. None only in unit tests.
     home: Path | None = None
+    # The environment the agent starts from: an allow-list of the host's (run/private.py) with HOME
+    # and TMPDIR pointing into the run's private space. Adapters add their own variables on top.
     base_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    # The sandbox every process of this run goes through: pass it on as
+    # `run_process(..., sandbox=ctx.sandbox)`. None (unit tests) runs unsandboxed.
+    sandbox: SandboxPolicy | None = None
+    tmp: Path | None = None  # the run's private /tmp on the host (mounted at /tmp in the sandbox)
 
 
 class Agent(Protocol):

@@ -1,8 +1,35 @@
 """The `claude-code` agent: drives the Claude Code CLI once, non-interactively, in the run's worktree.
 
-    claude --print --output-format json --max-turns N --dangerously-skip-permissions
+    claude --print --output-format stream-json --verbose --max-turns N --dangerously-skip-permissions
+           --setting-sources project,local --strict-mcp-config [--mcp-config <worktree>/.mcp.json]
+           --settings '{"claudeMdExcludes": [CLAUDE.md files above the worktree]}'
            [--model M] [thinking flags] [--tools ...] [--disallowedTools ...] [--system-prompt ""]
            [subtest.agent_args...]            (the prompt goes in on stdin)
+
+    env: HOME=<private home>  CLAUDE_CONFIG_DIR=<private home>/.claude  (see run/private.py)
+
+Isolation (checked with CLI 2.1.330 and a fake API that logs every request body; the e2e leak test
+re-checks it): with HOME and CLAUDE_CONFIG_DIR pointing at the run's private home, nothing of the
+user's ~/.claude (CLAUDE.md, skills, agents, settings and their hooks, ~/.claude.json MCP servers,
+memory) reaches the model. Two things still came from directories *above* the worktree: the CLI
+walks up from the cwd reading every CLAUDE.md (stopped by the `claudeMdExcludes` setting, passed
+with --settings, listing each ancestor's CLAUDE.md, CLAUDE.local.md and .claude/CLAUDE.md), and
+it starts the MCP servers of every .mcp.json above (stopped by --strict-mcp-config; the worktree's
+own .mcp.json is then passed explicitly with --mcp-config). Skills and agents in .claude/ of a
+parent directory were not loaded. --setting-sources project,local keeps user-level settings out
+even if a config dir were shared. The worktree's own CLAUDE.md, .claude/skills, .claude/agents
+and .claude/settings.json (the subtest's files) do reach the agent.
+
+Transcript: `--output-format stream-json --verbose` prints one JSON event per line (system init,
+assistant messages with tool_use blocks, user messages with tool_result blocks, and a final
+`result` event that carries usage, cost and errors like the old single JSON result). stdout.log is
+that stream; it is also kept (hard-linked) as agent/transcript.jsonl and counted into ToolUsage by
+tierbench.transcript.
+
+Credentials: API keys come through the environment (run/private.py carries *_API_KEY,
+*_AUTH_TOKEN, ...). Without one, a subscription login's `.credentials.json` (from the user's
+CLAUDE_CONFIG_DIR or ~/.claude) is the one file copied into the private home; the run record
+names it, and the private space is removed when the attempt ends.
 
 Everything below was checked against the pinned CLI (Makefile CLAUDE_CODE_VERSION, 2.1.330) with the
 fake API in tests/support/fake_anthropic.py; the e2e tests re-check the parts we rely on.
@@ -63,6 +90,7 @@ sonnet-4-5 3 / 15 / 3.75 cache write / 0.30 cache read; haiku-4-5 1 / 5 / 1.25 /
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -74,9 +102,15 @@ from tierbench.agents.command import outcome_from_process, read_log, write_comma
 from tierbench.agents.jsonresult import apply_result_fields, parse_result_json
 from tierbench.process import ProcessRegistry, run_process
 from tierbench.models import AgentOutcome, RateLimitInfo
+from tierbench.transcript import TRANSCRIPT_NAME, count_usage, parse_events, read_events
 from tierbench.ratelimit import AgentOutput, detect_agent
 
 BIN_ENV = "TIERBENCH_CLAUDE_BIN"
+CREDENTIALS_FILE = ".credentials.json"
+# Any of these in the environment means the CLI authenticates without a login file.
+_KEY_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
+# Instruction files the CLI reads from each directory above the cwd.
+_ANCESTOR_MEMORY = ("CLAUDE.md", "CLAUDE.local.md", ".claude/CLAUDE.md", ".claude/rules/**")
 DEFAULT_MAX_TURNS = 30
 DEFAULT_MAX_RETRIES = 2
 PREFLIGHT_TIMEOUT_SECONDS = 60.0
@@ -144,6 +178,16 @@ def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
+def isolation_args(workspace: Path) -> list[str]:
+    """Flags that keep everything but the worktree's own configuration away from the CLI."""
+    workspace = Path(workspace).absolute()
+    excludes = [str(parent / name) for parent in workspace.parents for name in _ANCESTOR_MEMORY]
+    args = ["--setting-sources", "project,local", "--strict-mcp-config"]
+    if (workspace / ".mcp.json").is_file():
+        args += ["--mcp-config", str(workspace / ".mcp.json")]
+    return args + ["--settings", json.dumps({"claudeMdExcludes": excludes})]
+
+
 def build_command(ctx: AgentContext) -> tuple[list[str], dict[str, str]]:
     """The argv and the environment variables the adapter sets on top of ctx.base_env.
 
@@ -153,8 +197,8 @@ def build_command(ctx: AgentContext) -> tuple[list[str], dict[str, str]]:
     max_turns = ctx.subtest.max_turns or _int_option(options, "max_turns", 1) or DEFAULT_MAX_TURNS
     max_retries = _int_option(options, "max_retries", 0)
     binary, _ = resolve_binary(options, ctx.base_env)
-    argv = [binary, "--print", "--output-format", "json", "--max-turns", str(max_turns),
-            "--dangerously-skip-permissions"]
+    argv = [binary, "--print", "--output-format", "stream-json", "--verbose", "--max-turns", str(max_turns),
+            "--dangerously-skip-permissions", *isolation_args(ctx.workspace)]
     if ctx.model:
         argv += ["--model", ctx.model]
     argv += thinking_args(ctx.thinking)
@@ -169,6 +213,9 @@ def build_command(ctx: AgentContext) -> tuple[list[str], dict[str, str]]:
     argv += list(ctx.subtest.agent_args)
 
     env = dict(BASE_ENV_OVERRIDES)
+    if ctx.home is not None:
+        env["HOME"] = str(ctx.home)
+        env["CLAUDE_CONFIG_DIR"] = str(ctx.home / ".claude")
     # Without a limit the CLI retries a 429 (and a 401) silently for minutes.
     env["CLAUDE_CODE_MAX_RETRIES"] = str(DEFAULT_MAX_RETRIES if max_retries is None else max_retries)
     if _is_root():
@@ -212,6 +259,37 @@ def _last_line(text: str) -> str:
     return lines[-1].strip()[:500] if lines else ""
 
 
+def carry_credentials(home: Path | None, env: dict[str, str], host_env: dict[str, str] | None = None) -> list[str]:
+    """Copy a subscription login into the private `home` when `env` (the agent's) holds no key.
+
+    Returns the names of the files carried (relative to the home), never their contents."""
+    if home is None or any(env.get(name) for name in _KEY_VARIABLES):
+        return []
+    host = dict(os.environ if host_env is None else host_env)
+    source_dir = Path(host["CLAUDE_CONFIG_DIR"]) if host.get("CLAUDE_CONFIG_DIR") else \
+        Path(host.get("HOME") or Path.home()) / ".claude"
+    source = source_dir / CREDENTIALS_FILE
+    if not source.is_file():
+        return []
+    target = home / ".claude" / CREDENTIALS_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(source.read_bytes())
+    return [f".claude/{CREDENTIALS_FILE}"]
+
+
+def keep_transcript(stdout_path: Path, transcript_path: Path) -> None:
+    """The raw event stream as agent/transcript.jsonl: a hard link to stdout.log (no second copy)."""
+    transcript_path.unlink(missing_ok=True)
+    if not stdout_path.exists():
+        return
+    try:
+        os.link(stdout_path, transcript_path)
+    except OSError:
+        shutil.copyfile(stdout_path, transcript_path)
+
+
 class ClaudeCodeAgent:
     name = "claude-code"
     known_options = ("bin", "max_turns", "max_retries")
@@ -237,19 +315,23 @@ class ClaudeCodeAgent:
         binary, found = resolve_binary(ctx.options, ctx.base_env)
         if not found:
             return AgentOutcome(command=argv, infra_error=f"claude binary not found: {binary}; {INSTALL_HINT}")
+        carried = carry_credentials(ctx.home, {**ctx.base_env, **overrides})
         stdout_path, stderr_path = ctx.agent_dir / "stdout.log", ctx.agent_dir / "stderr.log"
         proc = run_process(argv, cwd=ctx.workspace, env={**ctx.base_env, **overrides},
                            timeout=ctx.timeout_seconds, stdout_path=stdout_path, stderr_path=stderr_path,
-                           registry=ctx.registry, stdin_text=prompt)
+                           registry=ctx.registry, stdin_text=prompt, sandbox=ctx.sandbox)
         outcome = outcome_from_process(proc, argv)
+        outcome.carried_files = carried
         if proc.exit_code is None:
             if proc.start_error and not proc.cancelled:
                 outcome.infra_error = f"claude binary could not start ({proc.start_error}): {binary}; {INSTALL_HINT}"
             return outcome
         stdout_text, stderr_text = read_log(stdout_path), read_log(stderr_path)
+        keep_transcript(stdout_path, ctx.agent_dir / TRANSCRIPT_NAME)
         result = parse_result_json(stdout_text)
         if result is not None:
             outcome = apply_result_fields(outcome, result)
+        outcome.usage = count_usage(parse_events(read_events(stdout_path), "claude-code"))
         output = AgentOutput.from_streams(self.name, exit_code=proc.exit_code, stdout=stdout_text,
                                           stderr=stderr_text, result=result)
         detection = detect_agent(output, now=datetime.now(timezone.utc), default_wait=ctx.default_rate_limit_wait)
@@ -274,7 +356,8 @@ class ClaudeCodeAgent:
         """A probe that costs almost nothing: no tools, an empty system prompt, one turn, no retries."""
         binary, _ = resolve_binary(options, env)
         argv = [binary, "--print", "--output-format", "json", "--max-turns", "1", "--tools", "",
-                "--system-prompt", "", "--no-session-persistence"]
+                "--system-prompt", "", "--no-session-persistence", "--setting-sources", "project,local",
+                "--strict-mcp-config"]
         if model:
             argv += ["--model", model]
         argv.append(PREFLIGHT_PROMPT)
@@ -299,10 +382,18 @@ class ClaudeCodeAgent:
             return None
         argv, overrides = self.preflight_command(options, model, env)
         Path(work_dir).mkdir(parents=True, exist_ok=True)
-        # A scratch cwd: the CLI reads CLAUDE.md and settings from its cwd, and must write nothing
-        # into the experiment directory.
+        # A scratch cwd and home: the CLI reads CLAUDE.md and settings from its cwd and home, runs the
+        # user's hooks, and must write nothing into the experiment directory. The scratch directory
+        # (with any credentials carried into it) is removed afterwards.
         with tempfile.TemporaryDirectory(prefix=".claude-preflight-", dir=work_dir) as scratch:
             scratch_dir = Path(scratch)
+            home = scratch_dir / "home"
+            home.mkdir(mode=0o700)
+            excludes = [str(parent / name) for parent in scratch_dir.parents for name in _ANCESTOR_MEMORY]
+            at = argv.index("--strict-mcp-config") + 1
+            argv[at:at] = ["--settings", json.dumps({"claudeMdExcludes": excludes})]
+            overrides = {**overrides, "HOME": str(home), "CLAUDE_CONFIG_DIR": str(home / ".claude")}
+            carry_credentials(home, {**env, **overrides}, env)
             proc = run_process(argv, cwd=scratch_dir, env={**env, **overrides}, timeout=timeout,
                                stdout_path=scratch_dir / "stdout.log", stderr_path=scratch_dir / "stderr.log",
                                registry=registry)

@@ -1,6 +1,11 @@
 """The `command` agent: any shell command as the agent, e.g. a wrapper script around a real CLI.
 
 The command runs in the workspace with the prompt file and the run's identity in TIERBENCH_*
+environment variables, HOME in the run's private home, and under the run's sandbox. If it prints a
+Claude-Code-style JSON result, tokens, cost and rate limits are read from it exactly as for Claude
+Code itself; if it prints Claude Code's stream-json events (a wrapper around `claude
+--output-format stream-json --verbose`), stdout is also kept as agent/transcript.jsonl and counted
+into the run's ToolUsage.
 environment variables. If it prints a Claude-Code-style JSON result, tokens, cost and rate limits
 are read from it exactly as for Claude Code itself. Its other output is the task's own (a test
 runner may print "429 Too Many Requests"): only Claude Code's own error lines count as a rate limit
@@ -13,8 +18,10 @@ Also home of the small helpers every subprocess-driven adapter shares: the repla
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,6 +31,7 @@ from tierbench.process import ProcessOutcome, ProcessRegistry, run_process
 from tierbench.models import AgentOutcome, RateLimitInfo
 from tierbench.ratelimit import AgentOutput, detect_agent
 from tierbench.store.atomic import atomic_write_text
+from tierbench.transcript import TRANSCRIPT_NAME, count_usage, is_claude_stream, parse_events, read_events
 
 # Env names that may carry credentials; their values never reach command.json.
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
@@ -62,9 +70,25 @@ def outcome_from_process(proc: ProcessOutcome, argv: list[str]) -> AgentOutcome:
                         duration_seconds=proc.duration_seconds, infra_error=infra_error, command=list(argv))
 
 
+def adopt_stream_transcript(stdout_path: Path, agent_dir: Path) -> AgentOutcome | None:
+    """If stdout is a Claude Code event stream, keep it as transcript.jsonl; the usage it shows."""
+    events = read_events(stdout_path)
+    if not is_claude_stream(events):
+        return None
+    target = agent_dir / TRANSCRIPT_NAME
+    target.unlink(missing_ok=True)
+    try:
+        os.link(stdout_path, target)
+    except OSError:
+        shutil.copyfile(stdout_path, target)
+    return AgentOutcome(usage=count_usage(parse_events(events, "claude-code")))
+
+
 def run_env_overrides(ctx: AgentContext) -> dict[str, str]:
     """What the run tells a command agent about itself; the subtest's own env comes first."""
     overrides = dict(ctx.subtest.env)
+    if ctx.home is not None:
+        overrides.setdefault("HOME", str(ctx.home))
     overrides.update({
         "TIERBENCH_PROMPT_FILE": str(ctx.prompt_file),
         "TIERBENCH_RUN_DIR": str(ctx.agent_dir.parent),
@@ -115,7 +139,7 @@ class CommandAgent:
         stdout_path, stderr_path = ctx.agent_dir / "stdout.log", ctx.agent_dir / "stderr.log"
         proc = run_process(cmd, cwd=ctx.workspace, env={**ctx.base_env, **overrides},
                            timeout=ctx.timeout_seconds, stdout_path=stdout_path, stderr_path=stderr_path,
-                           registry=ctx.registry, shell=True)
+                           registry=ctx.registry, shell=True, sandbox=ctx.sandbox)
         outcome = outcome_from_process(proc, argv)
         if proc.exit_code is None:
             return outcome
@@ -123,6 +147,9 @@ class CommandAgent:
         result = parse_result_json(stdout_text)
         if result is not None:
             outcome = apply_result_fields(outcome, result)
+        streamed = adopt_stream_transcript(stdout_path, ctx.agent_dir)
+        if streamed is not None:
+            outcome.usage = streamed.usage
         stderr_text = read_log(stderr_path)
         if proc.exit_code == EXIT_COMMAND_NOT_FOUND and not proc.timed_out:
             last_line = (stderr_text.strip().splitlines() or [""])[-1]

@@ -2,8 +2,10 @@
 
 It exists so an experiment can be run end to end without an API key: it really edits the
 workspace (the test's expected/solution.patch on success, a plausible broken variant otherwise)
-and prints a Claude-Code-style JSON result with plausible tokens and cost. Success odds rise with
-the tier so that a demo report shows a meaningful-looking ablation.
+and prints Claude Code's stream-json events (a few tool calls: reading, the subtest's skills and
+sub-agents with a tier-independent chance, a Bash check) ending in a result event with plausible
+tokens and cost, which become the run's transcript.jsonl and ToolUsage like a real agent's.
+Success odds rise with the tier so that a demo report shows a meaningful-looking ablation.
 
 The work happens in a real child process (`python -m tierbench.agents.demo ...`) so timeouts,
 interrupts and process-group kills behave exactly as with a real agent.
@@ -81,7 +83,8 @@ class DemoAgent:
 
     def run(self, ctx: "AgentContext") -> "AgentOutcome":
         # Imported here so the child process (`-m tierbench.agents.demo`) starts without pydantic.
-        from tierbench.agents.command import outcome_from_process, read_log, write_command_record
+        from tierbench.agents.command import (adopt_stream_transcript, outcome_from_process, read_log,
+                                              write_command_record)
         from tierbench.agents.jsonresult import apply_result_fields, parse_result_json
         from tierbench.process import run_process
         from tierbench.models import AgentOutcome
@@ -104,12 +107,16 @@ class DemoAgent:
         stdout_path = ctx.agent_dir / "stdout.log"
         proc = run_process(argv, cwd=ctx.workspace, env={**ctx.base_env, **overrides},
                            timeout=ctx.timeout_seconds, stdout_path=stdout_path,
-                           stderr_path=ctx.agent_dir / "stderr.log", registry=ctx.registry)
+                           stderr_path=ctx.agent_dir / "stderr.log", registry=ctx.registry,
+                           sandbox=ctx.sandbox)
         outcome = outcome_from_process(proc, argv)
         if proc.exit_code is not None:
             result = parse_result_json(read_log(stdout_path))
             if result is not None:
                 outcome = apply_result_fields(outcome, result)
+            streamed = adopt_stream_transcript(stdout_path, ctx.agent_dir)
+            if streamed is not None:
+                outcome.usage = streamed.usage
         return outcome
 
 
@@ -193,6 +200,35 @@ def _usage(rng: random.Random, tier: str) -> tuple[dict[str, int], float, int]:
     return usage, round(cost, 6), turns
 
 
+# Chance that a run uses a skill or sub-agent its subtest offers (the report's manipulation check).
+_SKILL_USE = 0.7
+_SUBAGENT_USE = 0.6
+
+
+def _stream_events(rng: random.Random, session: str) -> list[dict[str, object]]:
+    """Claude-Code-style stream-json events for the tool calls the demo 'made' in this workspace."""
+    calls: list[tuple[str, dict[str, object], str]] = [("Read", {"file_path": "README.md"}, "(file contents)")]
+    for skill in sorted(p.parent.name for p in Path(".claude/skills").glob("*/SKILL.md")):
+        if rng.random() < _SKILL_USE:
+            calls.append(("Skill", {"skill": skill}, f"Launching skill: {skill}"))
+    for agent in sorted(p.stem for p in Path(".claude/agents").glob("*.md")):
+        if rng.random() < _SUBAGENT_USE:
+            calls.append(("Agent", {"subagent_type": agent, "description": "review", "prompt": "Review the fix."},
+                          "Looks right."))
+    calls.append(("Bash", {"command": "git diff --stat"}, "1 file changed"))
+    events: list[dict[str, object]] = [{"type": "system", "subtype": "init", "session_id": session,
+                                        "tools": sorted({name for name, _, _ in calls})}]
+    for index, (name, tool_input, output) in enumerate(calls, start=1):
+        call_id = f"toolu_demo_{index:02d}"
+        events.append({"type": "assistant", "session_id": session, "parent_tool_use_id": None,
+                       "message": {"id": f"msg_demo_{index:02d}", "role": "assistant",
+                                   "content": [{"type": "tool_use", "id": call_id, "name": name, "input": tool_input}]}})
+        events.append({"type": "user", "session_id": session, "parent_tool_use_id": None,
+                       "message": {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call_id,
+                                                                "content": output, "is_error": False}]}})
+    return events
+
+
 def child_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tierbench.agents.demo",
                                      description="Offline demo agent; edits the current directory.")
@@ -212,10 +248,14 @@ def child_main(argv: list[str] | None = None) -> int:
         time.sleep(min(_SLEEP_STEP, max(0.0, deadline - time.monotonic())))
     message = _attempt(rng, success, args.patch)
     _log(f"done ({'solved' if success else 'not solved'})")
+    session = f"demo-{rng.getrandbits(64):016x}"
+    # A separate stream of randomness, so the transcript never changes which runs pass.
+    for event in _stream_events(run_rng(args.seed, f"transcript:{args.test_id}:{args.key}"), session):
+        print(json.dumps(event))
     print(json.dumps({
         "type": "result", "subtype": "success", "is_error": False,
         "duration_ms": int((time.monotonic() - started) * 1000), "num_turns": turns,
-        "result": message, "session_id": f"demo-{rng.getrandbits(64):016x}",
+        "result": message, "session_id": session,
         "total_cost_usd": cost, "usage": usage,
     }), flush=True)
     return 0

@@ -20,7 +20,10 @@ from tierbench.agents import get_agent
 from tierbench.agents.base import Agent
 from tierbench.config import ExperimentConfig
 from tierbench.process import ProcessRegistry
+from tierbench.reaper import experiment_prefix, kill_marked, new_session
 from tierbench.run.attempt import RunRequest, execute_run
+from tierbench.run.private import clear_private_spaces
+from tierbench.sandbox import SandboxChoice, SandboxUnavailable, choose_sandbox
 from tierbench.run.workspace import forget_stale_worktrees, prepare_base_repo
 from tierbench.judges import make_judge
 from tierbench.options import should_wait
@@ -47,7 +50,8 @@ class Coordinator:
     def __init__(self, layout: ExperimentLayout, config: ExperimentConfig, test: LoadedTest,
                  store: StateStore, progress: ProgressSink):
         self.layout, self.config, self.test, self.store, self.progress = layout, config, test, store, progress
-        self.registry = ProcessRegistry()
+        self.registry = ProcessRegistry(session=new_session(layout.root))
+        self._sandbox: SandboxChoice | None = None
         self.plan = plan_runs(config, test)
         self.tiers = experiment_tiers(config, test)
         self._stop = threading.Event()
@@ -68,6 +72,34 @@ class Coordinator:
 
     # -- main loop ---------------------------------------------------------------------------
     def run(self) -> Outcome:
+        try:
+            try:
+                self._sandbox = choose_sandbox(self.config.sandbox)
+            except SandboxUnavailable as exc:
+                self.store.close(ExperimentStatus.FAILED)
+                return Outcome(EXIT_ERROR, str(exc), [str(exc)])
+            self.progress.message(self._sandbox.note)
+            self._reap_earlier_sessions()
+            return self._run()
+        finally:
+            self._record_launches()
+            self.registry.shutdown()
+
+    def _reap_earlier_sessions(self) -> None:
+        """Before any run is (re)launched: nothing an earlier coordinator of this experiment started
+        may still run (we hold the experiment lock, so any such process is an orphan), and no private
+        space (which may hold a copied credential) is left behind."""
+        killed = kill_marked(experiment_prefix(self.layout.root))
+        if killed:
+            self.store.record_reap(killed, "left running by an earlier coordinator of this experiment")
+            self.progress.message(f"killed {len(killed)} process(es) an earlier coordinator left running")
+        clear_private_spaces(self.layout.private_root)
+
+    def _record_launches(self) -> None:
+        if not self.store.closed:
+            self.store.record_launches(self.registry.drain_started(), self.registry.session)
+
+    def _run(self) -> Outcome:
         self._expire_rate_limit()
         persisted = self._gate_until()
         if persisted is not None:  # a pause recorded by an earlier process: apply it without a request
@@ -100,8 +132,10 @@ class Coordinator:
             try:
                 key, result = self._done.get(timeout=_POLL_SECONDS)
             except queue.Empty:
+                self._record_launches()
                 self.progress.tick()
                 continue
+            self._record_launches()
             stall_error = self._absorb(key, result) or stall_error
         return self._finish(stall_error)
 
@@ -118,14 +152,15 @@ class Coordinator:
             request = RunRequest(key=key, layout=self.layout, config=self.config, test=self.test,
                                  subtest=subtest, base_commit=base_commit,
                                  agent=self._agent(subtest.agent or self.config.agent),
-                                 judges=self._judges, registry=self.registry)
+                                 judges=self._judges, registry=self.registry, sandbox=self._sandbox)
             self._in_flight[key] = time.monotonic()
             self.progress.run_started(str(key))
             threading.Thread(target=self._work, args=(request,), name=f"run {key}", daemon=True).start()
 
     def _work(self, request: RunRequest) -> None:
         try:
-            result = execute_run(request)
+            with self.registry.label(str(request.key)):
+                result = execute_run(request)
         except BaseException as exc:  # never let a worker die silently: report it as an error attempt
             result = RunResult(tier=request.key.tier, subtest=request.key.subtest, run_number=request.key.run,
                                status=RunStatus.ERROR, error=f"{type(exc).__name__}: {exc}")

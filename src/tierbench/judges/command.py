@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from tierbench.process import ProcessRegistry, run_process
+from tierbench.sandbox import SandboxPolicy
 from tierbench.judges.base import CommandCheckResult, JudgeContext
 from tierbench.judges.rubric import rubric_score
 from tierbench.models import ItemScore, JudgeResult, grade_for
@@ -25,13 +26,17 @@ _SECRET_ENV = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
 
 
 def run_command_checks(rubric: Rubric, workspace: Path, out_dir: Path, registry: ProcessRegistry | None,
-                       timeout_cap: float | None = None) -> list[CommandCheckResult]:
+                       timeout_cap: float | None = None, *, env: dict[str, str] | None = None,
+                       sandbox: SandboxPolicy | None = None) -> list[CommandCheckResult]:
     """Run every rubric item that has a `command:` (shell, cwd=workspace, own process group).
 
     Output (stdout and stderr interleaved) goes to `out_dir/<item_id>.log`; a check passes on exit 0.
-    Each item's `timeout_seconds` applies, lowered to `timeout_cap` when given.
+    Each item's `timeout_seconds` applies, lowered to `timeout_cap` when given. A check runs code the
+    agent wrote, so it runs in the run's sandbox with the run's environment (`env`, default the
+    host's), judge keys removed.
     """
-    env = {name: value for name, value in os.environ.items() if name not in _SECRET_ENV}
+    env = {name: value for name, value in (os.environ if env is None else env).items()
+           if name not in _SECRET_ENV}
     results = []
     for item in rubric.items():
         if item.command is None:
@@ -43,7 +48,8 @@ def run_command_checks(rubric: Rubric, workspace: Path, out_dir: Path, registry:
         stray_stderr = out_dir / f"{_safe_name(item.id)}.stderr.log"
         # `exec 2>&1` first so the log keeps stdout and stderr in the order they were written.
         outcome = run_process(f"exec 2>&1\n{item.command}", cwd=workspace, env=env, timeout=timeout,
-                              stdout_path=log, stderr_path=stray_stderr, registry=registry, shell=True)
+                              stdout_path=log, stderr_path=stray_stderr, registry=registry, shell=True,
+                              sandbox=sandbox)
         _fold_stderr(log, stray_stderr, outcome.start_error)
         results.append(CommandCheckResult(
             item_id=item.id, command=item.command, exit_code=outcome.exit_code,

@@ -20,6 +20,7 @@ from tierbench.report.aggregate import (
     summarize_experiment,
 )
 from tierbench.report.schema import GRADES, BatchReport, ExperimentReport, Interval
+from tierbench.report.usage import usage_csv_rows, usage_report
 from tierbench.store.atomic import atomic_write_bytes
 
 DEFAULT_FORMATS = frozenset({"md", "html", "json", "csv"})
@@ -301,6 +302,11 @@ def batch_csvs(rep: BatchReport, experiments: list[tuple[ExperimentData, Experim
     }
 
 
+def _usage_section(data: ExperimentData) -> Section:
+    title, text, tables = usage_report(data)  # report/usage.py: what the agents used
+    return Section(title, text=text, tables=[Table(headers, rows) for headers, rows in tables])
+
+
 def write_report(path: Path, out_dir: Path | None = None,
                  formats: Iterable[str] = DEFAULT_FORMATS) -> list[Path]:
     """Write the report of an experiment dir or a batch dir; return the files written, in order.
@@ -321,11 +327,11 @@ def write_report(path: Path, out_dir: Path | None = None,
         report: ExperimentReport | BatchReport = exp_report
         scores = {t.tier: [r.judge_score for r in data.results if r.tier == t.tier
                            and r.judge_score is not None] for t in exp_report.tiers}
-        sections = experiment_sections(exp_report)
+        sections = experiment_sections(exp_report) + [_usage_section(data)]
         make_images = {"pass_rate.png": lambda: plots.pass_rate_plot(exp_report),
                        "scores.png": lambda: plots.score_plot(scores),
                        "cost_vs_pass_rate.png": lambda: plots.cost_plot(exp_report)}
-        make_csvs = lambda: experiment_csvs(data, exp_report)  # noqa: E731
+        make_csvs = lambda: {**experiment_csvs(data, exp_report), "usage.csv": _csv(*usage_csv_rows(data))}  # noqa: E731
     elif path.is_dir() and find_experiment_dirs(path):
         experiments = load_batch(path)
         report = summarize_batch(path, experiments)

@@ -4,10 +4,15 @@ Runs in a worker thread and writes only inside its own run directory. Its last w
 `run_result.json`, which only ever holds a result (passed/failed). An attempt that hit a rate limit
 or an infrastructure error is moved under `attempts/NN/` for audit and the run stays pending; a run
 cut short by an interrupt leaves no result at all.
+
+Each attempt gets a private space (run/private.py: the agent's own home and /tmp, removed when the
+attempt ends) and a sandbox policy (sandbox.py) that the agent and the command checks run under:
+writable only the worktree (with its git metadata), the agent home and the private /tmp.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -21,7 +26,9 @@ from tierbench.run.workspace import capture_diff, commit_subtest_files, create_w
 from tierbench.judges.base import Judge, JudgeContext, JudgeRateLimited
 from tierbench.judges.command import run_command_checks
 from tierbench.judges.consensus import consensus
-from tierbench.models import AgentOutcome, JudgeResult, RunKey, RunResult, RunStatus
+from tierbench.models import AgentOutcome, Isolation, JudgeResult, RunKey, RunResult, RunStatus
+from tierbench.run.private import PrivateSpace, agent_env, create_private_space, remove_private_space
+from tierbench.sandbox import NO_SANDBOX, SandboxChoice, SandboxPolicy
 from tierbench.spec import LoadedTest, Subtest
 from tierbench.store.atomic import atomic_write_json, atomic_write_text
 from tierbench.store.layout import ExperimentLayout
@@ -38,6 +45,18 @@ class RunRequest:
     agent: Agent
     judges: list[Judge]
     registry: ProcessRegistry
+    sandbox: SandboxChoice | None = None  # what --sandbox resolved to at start; None: no sandbox
+    isolation: Isolation | None = None  # set by execute_run once the attempt is confined
+
+
+@dataclass
+class _Confinement:
+    """The attempt's private space, sandbox policy and base environment."""
+
+    space: PrivateSpace
+    policy: SandboxPolicy
+    env: dict[str, str]
+    isolation: Isolation
 
 
 def execute_run(req: RunRequest) -> RunResult:
@@ -48,14 +67,19 @@ def execute_run(req: RunRequest) -> RunResult:
     started_at = datetime.now(timezone.utc)
     clock = time.monotonic()
     workspace = layout.workspace(key)
+    private = layout.private_dir(key)
+    confinement: _Confinement | None = None
     try:
         create_worktree(layout.repo, workspace, req.base_commit)
         base = commit_subtest_files(workspace, req.subtest.files, f"{key.tier}/{key.subtest}")
+        confinement = _confine(req, workspace, create_private_space(private))
+        req.isolation = confinement.isolation
         agent_dir = layout.agent_dir(key)
         agent_dir.mkdir(parents=True, exist_ok=True)
         prompt_file = agent_dir / "prompt.md"
         atomic_write_text(prompt_file, req.test.prompt)
-        outcome = req.agent.run(_agent_context(req, workspace, agent_dir, prompt_file))
+        outcome = req.agent.run(_agent_context(req, workspace, agent_dir, prompt_file, confinement))
+        confinement.isolation.carried_files = list(outcome.carried_files)
         if req.registry.closed:
             return _result(req, RunStatus.INTERRUPTED, outcome, started_at, clock, error="interrupted")
         if outcome.rate_limit is not None:
@@ -68,7 +92,7 @@ def execute_run(req: RunRequest) -> RunResult:
         atomic_write_text(agent_dir / "diff.patch", diff)
         judge_clock = time.monotonic()
         try:
-            judgments = _judge(req, workspace, diff)
+            judgments = _judge(req, workspace, diff, confinement)
         except JudgeRateLimited as limited:
             result = _result(req, RunStatus.RATE_LIMITED, outcome, started_at, clock, error=limited.info.message)
             result.rate_limit = limited.info
@@ -90,6 +114,7 @@ def execute_run(req: RunRequest) -> RunResult:
         except Exception:
             return result
     finally:
+        remove_private_space(private)  # a carried credential never outlives the attempt
         if not req.config.keep_workspaces and workspace.exists():
             try:
                 remove_worktree(layout.repo, workspace)
@@ -97,7 +122,41 @@ def execute_run(req: RunRequest) -> RunResult:
                 pass  # `check` reports stale worktrees; a failed cleanup must not lose the result
 
 
-def _agent_context(req: RunRequest, workspace: Path, agent_dir: Path, prompt_file: Path) -> AgentContext:
+def _confine(req: RunRequest, workspace: Path, space: PrivateSpace) -> _Confinement:
+    choice = req.sandbox
+    network = req.subtest.network or req.test.spec.network or "shared"
+    env, carried = agent_env(dict(os.environ), space)
+    if choice is not None and choice.kind == "bwrap":
+        writable = [workspace, space.home, *_git_dirs(workspace)]
+        policy = SandboxPolicy(kind="bwrap", bwrap=choice.bwrap, writable=tuple(writable),
+                               readable=(req.layout.root.resolve(),), private_tmp=space.tmp, network=network)
+        env["TMPDIR"] = "/tmp"
+    else:
+        policy = NO_SANDBOX
+    note = choice.note if choice is not None else "sandbox off"
+    if network == "none" and not policy.active:
+        note += "; network: none needs the sandbox, so the network was shared"
+    isolation = Isolation(sandbox=policy.kind, network=network if policy.active else "shared", note=note,
+                          private_home=True, carried_env=carried)
+    return _Confinement(space, policy, env, isolation)
+
+
+def _git_dirs(workspace: Path) -> list[Path]:
+    """The worktree's own git metadata and the shared object store: `git add`/`commit` by the agent
+    need them. Other worktrees' metadata, refs and config stay read-only."""
+    try:
+        pointer = (workspace / ".git").read_text(encoding="utf-8").strip()
+    except OSError:
+        return []
+    if not pointer.startswith("gitdir:"):
+        return []
+    admin = Path(pointer.split(":", 1)[1].strip())
+    common = admin.parent.parent  # repo/.git/worktrees/<name> -> repo/.git
+    return [p for p in (admin, common / "objects") if p.is_dir()]
+
+
+def _agent_context(req: RunRequest, workspace: Path, agent_dir: Path, prompt_file: Path,
+                   confinement: _Confinement) -> AgentContext:
     return AgentContext(
         key=req.key, workspace=workspace, agent_dir=agent_dir, prompt_file=prompt_file,
         subtest=req.subtest, test_dir=req.test.test_dir, model=req.subtest.model or req.config.model,
@@ -106,13 +165,15 @@ def _agent_context(req: RunRequest, workspace: Path, agent_dir: Path, prompt_fil
         # --agent-opt values belong to the experiment's agent; another agent runs with its defaults
         options=dict(req.config.agent_options) if req.agent.name == req.config.agent else {},
         registry=req.registry, default_rate_limit_wait=req.config.default_rate_limit_wait_seconds,
-        test_id=req.config.test_id,
+        test_id=req.config.test_id, home=confinement.space.home, base_env=dict(confinement.env),
+        sandbox=confinement.policy, tmp=confinement.space.tmp,
     )
 
 
-def _judge(req: RunRequest, workspace: Path, diff: str) -> list[JudgeResult]:
+def _judge(req: RunRequest, workspace: Path, diff: str, confinement: _Confinement) -> list[JudgeResult]:
     run_dir = req.layout.run_dir(req.key)
-    checks = run_command_checks(req.test.rubric, workspace, run_dir / "judge" / "checks", req.registry)
+    checks = run_command_checks(req.test.rubric, workspace, run_dir / "judge" / "checks", req.registry,
+                                env=confinement.env, sandbox=confinement.policy)
     atomic_write_json(run_dir / "judge" / "checks.json", [c.model_dump(mode="json") for c in checks])
     judgments = []
     for index, judge in enumerate(req.judges, start=1):
@@ -164,7 +225,7 @@ def _result(req: RunRequest, status: RunStatus, outcome: AgentOutcome, started_a
         duration_seconds=time.monotonic() - clock, agent_duration_seconds=outcome.duration_seconds,
         judge_duration_seconds=judge_seconds, judges=judgments, error=error, rate_limit=outcome.rate_limit,
         agent=req.subtest.agent or req.config.agent, model=req.subtest.model or req.config.model,
-        started_at=started_at, finished_at=datetime.now(timezone.utc),
+        isolation=req.isolation, started_at=started_at, finished_at=datetime.now(timezone.utc),
     )
 
 

@@ -21,6 +21,11 @@ Every line is one JSON object with these common fields:
                         [, status]                          records a run found on disk; "drop"
                                                             forgets one whose run_result.json is gone
     repair              original, rebuilt, backup           `tierbench repair` started a fresh journal
+    launch              run_key, pgid, session              a process group started for a run (agent or
+                                                            check); its processes carry the session
+                                                            marker (see tierbench/reaper.py)
+    reap                pids, reason                        processes an earlier coordinator left, killed
+                                                            at start before any run was relaunched
 
 `run` is the subtest-relative run number as an int (1, not "run_01"). Unknown event types are
 ignored on replay, so an older tierbench can read a newer journal.
@@ -227,7 +232,7 @@ def apply_event(cp: Checkpoint, event: dict[str, Any]) -> None:
         # Lets a replay from nothing (checkpoint lost) recover which experiment this is.
         cp.experiment_id = event.get("experiment_id") or cp.experiment_id
         cp.config_hash = event.get("config_hash") or cp.config_hash
-    # "repair" and unknown types carry no state.
+    # "repair", "launch", "reap" and unknown types carry no state.
 
 
 def replay(cp: Checkpoint, path: Path, end: int, notes: list[str]) -> int:

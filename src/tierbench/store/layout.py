@@ -96,6 +96,14 @@ class ExperimentLayout:
     def attempts_dir(self, key: RunKey) -> Path:
         return self.run_dir(key) / "attempts"
 
+    @property
+    def private_root(self) -> Path:
+        """Per-attempt private spaces (agent home, /tmp); removed after each run and at start."""
+        return self.root / ".private"
+
+    def private_dir(self, key: RunKey) -> Path:
+        return self.private_root / f"{key.tier}-{key.subtest}-{run_dir_name(key.run)}"
+
     def workspace(self, key: RunKey) -> Path:
         return self.run_dir(key) / WORKSPACE_NAME
 

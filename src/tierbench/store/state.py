@@ -267,6 +267,20 @@ class StateStore:
         self._append([("attempt", {**_key_fields(key), "status": status.value})])
         self._maybe_snapshot()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def record_launches(self, launches: list[tuple[str | None, int]], session: str) -> None:
+        """Process groups started for runs (label = run key): what a later coordinator checks for."""
+        if launches:
+            self._append([("launch", {"run_key": label, "pgid": pgid, "session": session})
+                          for label, pgid in launches])
+
+    def record_reap(self, pids: list[int], reason: str) -> None:
+        """Processes left by an earlier coordinator of this experiment, killed before any relaunch."""
+        self._append([("reap", {"pids": list(pids), "reason": reason})])
+
     def set_status(self, status: ExperimentStatus) -> None:
         try:
             status = ExperimentStatus(status)

@@ -351,8 +351,8 @@ class ExperimentView:
                     continue
             if kind in ("run", "reconcile"):
                 self.best_subtests = self._read_best()
-            else:
-                state_changed = state_changed or kind != "attempt"
+            elif kind in ("status", "rate_limit", "rate_limit_cleared", "open"):
+                state_changed = True
         self._journal_pos += end
         for tier, subtest, run in touched:
             if not (_TIER_RE.match(tier) and _SUBTEST_RE.match(subtest)):
