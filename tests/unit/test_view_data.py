@@ -48,29 +48,35 @@ def test_line_index_pages_and_follows_a_growing_file(tmp_path):
     assert tr.page(path, 0).entries[0].text == "replaced"  # a shorter file is indexed anew
 
 
-def test_entries_normalise_claude_code_stream_json():
+def test_entries_go_through_the_agents_transcript_reader():
     lines = [
         {"type": "system", "subtype": "init", "model": "m", "tools": ["Bash", "Read"], "mcp_servers": [{"name": "git"}]},
-        {"type": "assistant", "message": {"content": [
-            {"type": "thinking", "thinking": "hmm"}, {"type": "text", "text": "Let me look."},
+        {"type": "assistant", "message": {"id": "m1", "content": [
+            {"type": "text", "text": "Let me look."},
             {"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "ls -la\nmore"}}],
             "usage": {"input_tokens": 3, "output_tokens": 4}}},
+        {"type": "assistant", "message": {"id": "m1", "content": [{"type": "text", "text": "same message"}],
+                                          "usage": {"input_tokens": 3, "output_tokens": 4}}},
         {"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "t1", "is_error": True,
                                                   "content": [{"type": "text", "text": "boom"}]}]}},
         {"type": "result", "subtype": "success", "result": "done", "total_cost_usd": 0.25, "num_turns": 2},
         {"type": "something_new", "x": 1},
     ]
-    out = [e for number, event in enumerate(lines, 1) for e in tr.entries(number, json.dumps(event).encode())]
+    seen: set[str] = set()
+    out = [e for number, event in enumerate(lines, 1)
+           for e in tr.entries(number, json.dumps(event).encode(), "claude-code", seen)]
     kinds = [e.kind for e in out]
-    assert kinds == ["system", "thinking", "text", "tool_call", "usage", "tool_result", "result", "raw"]
+    assert kinds == ["system", "text", "usage", "tool_call", "text", "tool_result", "result", "raw"]
     assert "git" in out[0].text and out[0].meta["tools"] == "Bash, Read"
+    assert out[2].meta == {"input_tokens": 3, "output_tokens": 4}  # once per message, not per line
     call = out[3]
     assert (call.name, call.tool_id, call.meta["summary"], call.line) == ("Bash", "t1", "ls -la", 2)
     assert json.loads(call.text) == {"command": "ls -la\nmore"}
-    assert out[4].meta == {"input_tokens": 3, "output_tokens": 4}
     assert out[5].is_error and out[5].text == "boom" and out[5].tool_id == "t1"
     assert out[6].meta["cost"] == 0.25 and out[6].text == "done"
     assert "something_new" in out[7].text
+    # An agent without a registered reader: every line is still shown, as it is.
+    assert [e.kind for e in tr.entries(2, json.dumps(lines[1]).encode(), None)] == ["raw"]
     broken = tr.entries(9, b'{"type": "assistant", "mess')
     assert broken[0].kind == "raw" and broken[0].meta["note"] == "unreadable line" and broken[0].is_error
 

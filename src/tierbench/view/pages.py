@@ -241,7 +241,7 @@ class Site:
 
     def run(self, exp: ExperimentView, key: RunKey, attempt: str | None = None) -> str:
         detail = exp.run_detail(key, attempt)
-        first_page = transcripts.page(detail.transcript) if detail.transcript else None
+        first_page = transcripts.page(detail.transcript, fmt=_format(exp, key, detail)) if detail.transcript else None
         others = {t: r for t in exp.tiers() if (r := exp.best_run(t)) is not None and r.key != str(key)}
         return self.render("run.html", exp=exp, d=detail, key=key, attempt=attempt, tpage=first_page,
                            row=exp.rows.get(str(key)), compare_with=others, version=self.version(exp),
@@ -257,7 +257,7 @@ class Site:
         path = transcript_path(exp.run_dir(key, attempt))
         if path is None:
             raise NotFound(f"{exp.name}: {key} has no transcript")
-        tpage = transcripts.page(path, first)
+        tpage = transcripts.page(path, first, fmt=_format(exp, key, None))
         return self.render("transcript_page.html" if standalone else "_transcript.html", exp=exp, key=key,
                            attempt=attempt, tpage=tpage, version=self.version(exp), live_exp=exp.name,
                            live_tail=not standalone and self._in_flight(exp, key, attempt))
@@ -267,13 +267,26 @@ class Site:
         for key in (a, b):
             detail = exp.run_detail(key)
             sides.append({"key": key, "d": detail, "row": exp.rows.get(str(key)),
-                          "tpage": transcripts.page(detail.transcript) if detail.transcript else None})
+                          "tpage": transcripts.page(detail.transcript, fmt=_format(exp, key, detail))
+                          if detail.transcript else None})
         config_rows = _config_rows(sides[0]["d"], sides[1]["d"])
         return self.render("compare.html", exp=exp, a=a, b=b, sides=sides, config_rows=config_rows,
                            keys=list(exp.rows), version=self.version(exp), live_exp=exp.name, live_tail=False)
 
     def not_found(self, message: str) -> str:
         return self.render("error.html", message=message, version="", live_exp=None)
+
+
+def _format(exp: ExperimentView, key: RunKey, detail: Any) -> str | None:
+    """The transcript format of the agent that ran `key` (a subtest may switch agent)."""
+    from tierbench.transcript import agent_format
+
+    agent = ""
+    if detail is not None and detail.result is not None:
+        agent = detail.result.agent
+    row = exp.rows.get(str(key))
+    agent = agent or (row.agent if row is not None else "") or (exp.config.agent if exp.config else "")
+    return agent_format(agent) if agent else None
 
 
 def _best_tier(exp: ExperimentView) -> str | None:

@@ -5,9 +5,9 @@ hundreds of megabytes. It is never read whole: `LineIndex` streams the file once
 each line starts (numpy over 4 MiB chunks), extends itself when the file grows (a run in flight),
 and a page is one seek and one read of the lines it covers.
 
-`entries()` turns one line into normalised entries: text, thinking, tool call, tool result, usage,
-system, result. Claude Code's `stream-json --verbose` events are understood here; any other line is
-shown as raw JSON, never dropped. Nothing here builds HTML: the templates escape every string.
+`entries()` turns one line into entries to show, through the reader `tierbench.transcript` registered
+for the run's agent (text, tool call, tool result, result, with token usage); a line the reader has
+no entry for is shown as raw JSON, never dropped. Nothing here builds HTML: the templates escape every string.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tierbench import transcript as agent_transcripts
 
 PAGE_LINES = 100  # lines per page
 BLOCK_CAP = 32 * 1024  # characters of one text block, tool input or output shown inline
@@ -139,8 +141,12 @@ def _entry(kind: str, line: int, text: str, **extra: Any) -> Entry:
     return Entry(kind=kind, line=line, text=shown, truncated=cut, **extra)
 
 
-def entries(line_number: int, raw: bytes) -> list[Entry]:
-    """Normalised entries of one transcript line (Claude Code stream-json; anything else as raw)."""
+def entries(line_number: int, raw: bytes, fmt: str | None = "claude-code",
+            seen_messages: set[str] | None = None) -> list[Entry]:
+    """Entries of one transcript line, normalised by the reader `tierbench.transcript` registered for
+    the run's agent (`fmt`). A line the reader has no entry for (an init or rate-limit event, an
+    unknown agent) is shown as it is, never dropped. `seen_messages` puts a message's token usage
+    on its first line only."""
     try:
         event = json.loads(raw)
     except ValueError:
@@ -148,55 +154,49 @@ def entries(line_number: int, raw: bytes) -> list[Entry]:
                        meta={"note": "unreadable line"})]
     if not isinstance(event, dict):
         return [_entry("raw", line_number, json.dumps(event, ensure_ascii=False))]
-    kind = event.get("type")
-    if kind == "system":
+    normalised: list[agent_transcripts.TranscriptEntry] = []
+    if fmt is not None:
+        try:
+            normalised = agent_transcripts.parse_events([event], fmt)
+        except Exception:  # a reader's bug must not hide the line: it is shown raw below
+            normalised = []
+    if normalised:
+        seen = seen_messages if seen_messages is not None else set()
+        out: list[Entry] = []
+        for item in normalised:
+            out.append(_from_normalised(line_number, item, event))
+            if item.usage is not None and item.kind != "result" and item.message_id not in seen:
+                if item.message_id:
+                    seen.add(item.message_id)
+                out.append(Entry(kind="usage", line=line_number, meta=_token_meta(item.usage)))
+        return out
+    if event.get("type") == "system":
         tools = event.get("tools") or []
         servers = [s.get("name", "?") if isinstance(s, dict) else str(s) for s in event.get("mcp_servers") or []]
         summary = f"{event.get('subtype', 'system')}: model {event.get('model', '?')}, {len(tools)} tools"
         if servers:
             summary += f", MCP servers {', '.join(servers)}"
         return [_entry("system", line_number, summary, meta={"tools": ", ".join(map(str, tools))})]
-    if kind in ("assistant", "user"):
-        message = event.get("message") or {}
-        content = message.get("content")
-        out: list[Entry] = []
-        if isinstance(content, str):
-            out.append(_entry("text" if kind == "assistant" else "prompt", line_number, content))
-        for block in content if isinstance(content, list) else []:
-            if not isinstance(block, dict):
-                continue
-            btype = block.get("type")
-            if btype == "text":
-                out.append(_entry("text" if kind == "assistant" else "prompt", line_number, str(block.get("text", ""))))
-            elif btype == "thinking":
-                out.append(_entry("thinking", line_number, str(block.get("thinking", ""))))
-            elif btype == "tool_use":
-                out.append(_entry("tool_call", line_number,
-                                  json.dumps(block.get("input"), ensure_ascii=False, indent=1),
-                                  name=str(block.get("name", "?")), tool_id=str(block.get("id", "")),
-                                  meta={"summary": _input_summary(block.get("input"))}))
-            elif btype == "tool_result":
-                out.append(_entry("tool_result", line_number, _as_text(block.get("content")),
-                                  tool_id=str(block.get("tool_use_id", "")), is_error=bool(block.get("is_error"))))
-            else:
-                out.append(_entry("raw", line_number, json.dumps(block, ensure_ascii=False, indent=1)))
-        usage = message.get("usage") if kind == "assistant" else None
-        if isinstance(usage, dict):
-            out.append(Entry(kind="usage", line=line_number, meta=_usage(usage)))
-        return out or [_entry("raw", line_number, json.dumps(event, ensure_ascii=False, indent=1))]
-    if kind == "result":
-        meta = {"cost": event.get("total_cost_usd"), "turns": event.get("num_turns"),
-                "duration_ms": event.get("duration_ms"), "subtype": event.get("subtype")}
-        if isinstance(event.get("usage"), dict):
-            meta.update(_usage(event["usage"]))
-        return [_entry("result", line_number, str(event.get("result") or ""), is_error=bool(event.get("is_error")),
-                       meta=meta)]
     return [_entry("raw", line_number, json.dumps(event, ensure_ascii=False, indent=1))]
 
 
-def _usage(usage: dict[str, Any]) -> dict[str, Any]:
-    return {name: usage.get(name) for name in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
-                                               "cache_read_input_tokens") if usage.get(name) is not None}
+def _from_normalised(line_number: int, item: "agent_transcripts.TranscriptEntry", event: dict[str, Any]) -> Entry:
+    if item.kind == "tool_call":
+        return _entry("tool_call", line_number, json.dumps(item.tool_input, ensure_ascii=False, indent=1),
+                      name=item.tool_name or "?", tool_id=item.tool_id or "",
+                      meta={"summary": _input_summary(item.tool_input)})
+    if item.kind == "tool_result":
+        return _entry("tool_result", line_number, item.text, tool_id=item.tool_id or "", is_error=item.is_error)
+    if item.kind == "result":
+        meta: dict[str, Any] = {"cost": event.get("total_cost_usd"), "turns": event.get("num_turns"),
+                                "subtype": event.get("subtype", "result")}
+        return _entry("result", line_number, item.text, is_error=item.is_error, meta=meta)
+    kind = {"assistant": "text", "user": "prompt", "system": "system"}.get(item.role, "text")
+    return _entry(kind, line_number, item.text, meta={"tools": ""} if kind == "system" else {})
+
+
+def _token_meta(usage: Any) -> dict[str, Any]:
+    return {name: value for name, value in usage.model_dump().items() if value}
 
 
 def _input_summary(value: Any) -> str:
@@ -219,14 +219,16 @@ class Page:
     size: int  # bytes indexed so far
 
 
-def page(path: Path, first: int = 0, count: int = PAGE_LINES) -> Page:
+def page(path: Path, first: int = 0, count: int = PAGE_LINES, fmt: str | None = "claude-code") -> Page:
+    """Lines [first, first + count) of a transcript as entries, read with the reader of `fmt`."""
     index = line_index(path)
     first = max(0, first)
     lines = index.read_lines(first, count)
     out: list[Entry] = []
+    seen: set[str] = set()
     for number, raw in lines:
         if raw.strip():
-            out.extend(entries(number, raw))
+            out.extend(entries(number, raw, fmt, seen))
     after = first + len(lines)
     return Page(entries=out, first=first, next=after if after < index.lines else None, total=index.lines,
                 size=index.indexed)
