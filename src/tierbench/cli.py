@@ -11,7 +11,8 @@ from pathlib import Path
 
 from tierbench.errors import TierbenchError
 from tierbench.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, print_error
-from tierbench.options import add_options, given_options
+from tierbench.models import ALL_TIERS
+from tierbench.options import add_options, given_options, positive_int
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,9 +50,33 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=None)
     report.add_argument("--format", default="md,html,json,csv")
 
+    plan = sub.add_parser("plan", help="runs per subtest for a target precision or uplift, with cost and time")
+    plan.add_argument("path", type=Path, help="a test directory or a directory of tests")
+    target = plan.add_mutually_exclusive_group(required=True)
+    target.add_argument("--half-width", type=float, help="target 95%% CI half-width of a subtest's pass rate")
+    target.add_argument("--uplift", type=float, help="pass-rate difference over T0 to detect")
+    plan.add_argument("--pilot", type=Path, default=None, help="an experiment or batch directory to learn from")
+    plan.add_argument("--prior-pass-rate", type=float, default=None, help="pass rate when there is no pilot")
+    plan.add_argument("--tiers", nargs="+", choices=ALL_TIERS, default=None)
+    plan.add_argument("--max-subtests", type=positive_int, default=None)
+    plan.add_argument("--parallel", type=positive_int, default=2, help="runs at once (default 2)")
+    plan.add_argument("--alpha", type=float, default=0.05, help="two-sided test level (default 0.05)")
+    plan.add_argument("--power", type=float, default=0.8, help="power for --uplift (default 0.8)")
+    plan.add_argument("--cost-per-run", type=float, default=None, help="USD per run when there is no pilot")
+    plan.add_argument("--seconds-per-run", type=float, default=None, help="run time when there is no pilot")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+
     batch = sub.add_parser("batch", help="run many tests in parallel with a crash-safe batch_summary.json")
     batch.add_argument("tests_dir", type=Path)
     add_options(batch, "batch")
+
+    importer = sub.add_parser("import", help="convert another tool's test suite into tierbench tests")
+    importer.add_argument("format", choices=["scylla"], help="scylla: a ProjectScylla checkout")
+    importer.add_argument("source", type=Path, help="SCYLLA_ROOT: the root of the ProjectScylla checkout")
+    importer.add_argument("out_dir", type=Path, help="where the tierbench tests and the library go")
+    importer.add_argument("--tests", nargs="+", default=None, metavar="TEST", help="only these test-NNN")
+    importer.add_argument("--judge", default="anthropic:claude-sonnet-4-6",
+                          help="the judge the imported tests name (default %(default)s)")
 
     from tierbench.view.command import add_view_parser
 
@@ -82,6 +107,14 @@ def main(argv: list[str] | None = None) -> int:
             from tierbench.commands import cmd_report
 
             return cmd_report(args.path, args.out, args.format)
+        if args.command == "plan":
+            from tierbench.commands import cmd_plan
+
+            return cmd_plan(args)
+        if args.command == "import":
+            from tierbench.commands import cmd_import
+
+            return cmd_import(args.source, args.out_dir, args.tests, args.judge)
         if args.command == "batch":
             from tierbench.batch.command import cmd_batch
 

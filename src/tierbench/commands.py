@@ -15,7 +15,8 @@ from typing import IO, Any, cast
 from tierbench.errors import TierbenchError
 from tierbench.exitcodes import EXIT_ERROR, EXIT_OK
 from tierbench.experiment import (ExperimentError, OpenedExperiment, backup_aside, experiment_root,
-                                  new_config, reopen_experiment, start_experiment)
+                                  new_config, record_budget_change, reopen_experiment,
+                                  start_experiment)
 from tierbench.spec import load_test
 from tierbench.store.layout import ExperimentLayout
 from tierbench.signals import ignore_late_signals, install_stop_handlers
@@ -103,7 +104,16 @@ def cmd_run(args: argparse.Namespace, requested: dict[str, Any]) -> int:
                                             config_hash=config.config_hash(), planned=plan_runs(config, opened.test))
         for fixed in load_notes.fixed:
             progress.message(f"fixed on load: {fixed}")
-        coordinator = Coordinator(layout, config, opened.test, store, progress)
+        budget, scope = args.budget_usd, getattr(args, "budget_scope", None)  # scope: run only (batch children)
+        if budget is None:  # a rerun keeps the budget (and the batch it covers) in the checkpoint
+            budget = store.checkpoint.budget_usd
+            scope = scope or store.checkpoint.budget_scope
+        elif store.checkpoint.budget_usd is not None and budget != store.checkpoint.budget_usd:
+            config = record_budget_change(layout, config, store.checkpoint.budget_usd, budget)
+            progress.message(f"--budget-usd {budget:g}: changed from {store.checkpoint.budget_usd:g} "
+                             "(recorded in the config's extensions)")
+        coordinator = Coordinator(layout, config, opened.test, store, progress, budget_usd=budget,
+                                  budget_scope=Path(scope) if scope else None)
         install_stop_handlers(coordinator.request_stop, coordinator.registry.kill_all,
                               stopping="in-flight runs go back to pending")
         _stop_with_parent_batch()
@@ -203,4 +213,41 @@ def cmd_report(path: Path, out: Path | None, formats: str) -> int:
         raise TierbenchError(f"report failed: {exc}", f"Check the files named above, then rerun: tierbench report {path}") from None
     for file in written:
         print(file)
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """`tierbench plan`: read-only; prints the plan (text or JSON) and exits 0, or 1 on bad input."""
+    from tierbench.report.planning import make_plan, render_plan
+
+    plan = make_plan(args.path, half_width=args.half_width, uplift=args.uplift, pilot=args.pilot,
+                     prior_pass_rate=args.prior_pass_rate, tiers=args.tiers,
+                     max_subtests=args.max_subtests, parallel=args.parallel, alpha=args.alpha,
+                     power=args.power, cost_per_run=args.cost_per_run,
+                     seconds_per_run=args.seconds_per_run)  # bad input: TierbenchError, exit 1
+    print(plan.model_dump_json(indent=2) if args.json else render_plan(plan), end="" if not args.json else "\n")
+    return EXIT_OK
+
+
+def cmd_import(source: Path, out_dir: Path, tests: list[str] | None, judge: str) -> int:
+    """`tierbench import scylla`: convert, then say what was not mapped, per test and field."""
+    from tierbench.errors import TierbenchError
+    from tierbench.judgespec import validate_judge_spec
+    from tierbench.scylla_import import import_scylla
+
+    try:
+        validate_judge_spec(judge)
+    except ValueError as exc:
+        raise TierbenchError(f"--judge {judge}: {exc}", "use command, anthropic:<model> or "
+                             "openai:<model>[@base_url]") from None
+    summary = import_scylla(source, out_dir, tests=tests, judge=judge)  # a TierbenchError says what to fix
+    for test_id, entry in summary["tests"].items():
+        print(f"{test_id}: {entry['mapped']} field(s) mapped, {len(entry['unmapped'])} not mapped")
+        for item in entry["unmapped"]:
+            print(f"  not mapped: {item['source']}: {item['field']}: {item['reason']}")
+    for item in summary["shared"]:
+        if item["status"] == "unmapped":
+            print(f"not mapped: {item['source']}: {item['field']}: {item['reason']}")
+    print(f"Imported {len(summary['tests'])} test(s) into {Path(out_dir).resolve()}; "
+          f"details in {Path(out_dir).resolve() / 'import_report.json'}")
     return EXIT_OK

@@ -18,6 +18,7 @@ from typing import Any
 from tierbench.config import ExperimentConfig, diff_config, extend_config, load_config, save_config
 from tierbench.errors import TierbenchError
 from tierbench.options import describe_ignored
+from tierbench.resources import write_composed
 from tierbench.spec import LoadedTest, SpecError, load_test
 from tierbench.store.layout import ExperimentLayout, backup_path
 
@@ -64,6 +65,7 @@ def start_experiment(test: LoadedTest, root: Path, requested: dict[str, Any], *,
     shutil.rmtree(snapshot_partial, ignore_errors=True)
     shutil.rmtree(layout.test_snapshot, ignore_errors=True)
     shutil.copytree(test.test_dir, snapshot_partial, ignore=shutil.ignore_patterns(".git", "__pycache__"))
+    write_composed(test.subtests, snapshot_partial)  # the composed files, not the library, are the record
     os.replace(snapshot_partial, layout.test_snapshot)
     save_config(config, layout.config_file)  # last: its presence means the experiment exists
     return OpenedExperiment(layout, config, load_test(layout.test_snapshot), resumed=False, notes=notes)
@@ -108,8 +110,27 @@ def new_config(test: LoadedTest, requested: dict[str, Any]) -> ExperimentConfig:
                               f"(it has {' '.join(test.subtests)})")
     values["tiers"] = tuple(sorted(values["tiers"]))
     _validate_agent_and_judges(values.get("agent", "demo"), values.get("agent_options", {}), values["judges"])
+    _check_agent_features(test, values["tiers"], values.get("agent", "demo"), values.get("thinking"))
     return ExperimentConfig(experiment_id=f"{test.spec.id}-{_timestamp()}", test_id=test.spec.id,
                             test_dir=str(test.test_dir), **values)
+
+
+def _check_agent_features(test: LoadedTest, tiers: tuple[str, ...], agent: str, thinking: str | None) -> None:
+    """Refuse a subtest that asks for a tier feature (or a thinking level) its agent lacks, before
+    anything runs."""
+    from tierbench.agents import AGENT_NAMES
+    from tierbench.agents.features import describe_thinking, describe_unsupported
+
+    for tier in tiers:
+        for sub in test.subtests.get(tier, []):
+            sub_agent = sub.agent or agent
+            if sub.agent and sub.agent not in AGENT_NAMES:
+                raise ExperimentError(f"subtest {tier}/{sub.id}: agent {sub.agent!r} is unknown; "
+                                      f"known agents: {', '.join(AGENT_NAMES)}")
+            problem = (describe_unsupported(sub_agent, sub, f"{tier}/{sub.id}")
+                       or describe_thinking(sub_agent, thinking, f"subtest {tier}/{sub.id}"))
+            if problem:
+                raise ExperimentError(problem)
 
 
 def _validate_agent_and_judges(agent: str, options: dict[str, str], judges: tuple[str, ...]) -> None:
@@ -125,3 +146,18 @@ def _validate_agent_and_judges(agent: str, options: dict[str, str], judges: tupl
             validate_judge_spec(spec)
         except ValueError as exc:
             raise ExperimentError(f"--judge {spec}: {exc}") from None
+
+
+def record_budget_change(layout: ExperimentLayout, config: ExperimentConfig, old: float | None,
+                         new: float) -> ExperimentConfig:
+    """A rerun under a different --budget-usd continues; the change is kept in the config's
+    extensions (`{"budget_usd": [old, new]}`), beside the checkpoint's budget_history. The budget
+    is not part of what the experiment measures, so the config hash does not change."""
+    from datetime import datetime, timezone
+
+    from tierbench.config import Extension
+
+    extension = Extension(at=datetime.now(timezone.utc), changes={"budget_usd": [old, new]})
+    config = config.model_copy(update={"extensions": (*config.extensions, extension)})
+    save_config(config, layout.config_file)
+    return config

@@ -86,6 +86,7 @@ class ExperimentStatus(str, Enum):
     INTERRUPTED = "interrupted"
     COMPLETED = "completed"
     FAILED = "failed"
+    BUDGET_REACHED = "budget_reached"  # --budget-usd stopped it; a rerun with more continues
 
 
 def grade_for(score: float) -> str:
@@ -133,6 +134,16 @@ class ToolUsage(BaseModel):
     subagents: dict[str, int] = Field(default_factory=dict)  # sub-agents started, by agent name
     mcp_tools: dict[str, int] = Field(default_factory=dict)  # MCP tool calls, by server/tool name
     turns: int | None = None
+
+
+class ConfigSize(BaseModel):
+    """How big a run's resolved configuration was, so outcomes can be related to it."""
+
+    claude_md_lines: int = 0
+    skills: int = 0
+    agents: int = 0
+    mcp_servers: int = 0
+    files: int = 0
 
 
 class Isolation(BaseModel):
@@ -183,9 +194,10 @@ class AgentOutcome(BaseModel):
 
 class ItemScore(BaseModel):
     id: str
-    score: float  # 0..1 fraction of the item's points earned
+    score: float | None  # 0..1 fraction of the item's points earned; None when not applicable (na)
     passed: bool | None = None
     reasoning: str = ""
+    na: bool = False  # the item's na_condition held: it leaves the score's denominator
 
 
 class JudgeResult(BaseModel):
@@ -234,6 +246,7 @@ class RunResult(BaseModel):
     rate_limit: RateLimitInfo | None = None
     agent: str = ""
     model: str | None = None
+    config_size: ConfigSize | None = None  # of the resolved subtest; details in the run's config.json
     isolation: Isolation | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -44,6 +44,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def usd_amount(text: str) -> float:
+    """A positive amount in USD (e.g. 25 or 7.50)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount in USD (like 25 or 7.50)") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive amount in USD")
+    return value
+
+
 def duration(text: str) -> float:
     """Seconds, or a number with s/m/h/d (e.g. 90m, 6h)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -105,7 +116,8 @@ class ExperimentOptions(BaseModel):
         "--max-subtests", "at most this many subtests per tier (default: all)", parse=positive_int,
         extendable=True)] = None
     agent: Annotated[str, Opt(
-        "--agent", "the agent under test: demo | command | claude-code (default demo)")] = "demo"
+        "--agent", "the agent under test: demo | command | claude-code | codex | gemini | opencode | aider | "
+        "mini-swe-agent (default demo)")] = "demo"
     agent_options: Annotated[dict[str, str], Opt(
         "--agent-opt", "an option of the agent adapter; repeatable", shape="pairs", parse=key_value,
         metavar="KEY=VALUE")] = Field(default_factory=dict)
@@ -168,6 +180,14 @@ class Options(ExperimentOptions):
     retry_errors: Annotated[bool, Opt(
         "--retry-errors", "run again the tests whose entry is an error", shape="switch", saved=False,
         commands=frozenset({"batch"}))] = False
+    # Not saved: each invocation states the budget it allows (a rerun without it keeps the one in
+    # the checkpoint; a different one is recorded in the config's extensions). See execute/budget.py.
+    budget_usd: Annotated[float | None, Field(gt=0), Opt(
+        "--budget-usd", "launch no run whose forecast cost would take the spend past USD (on a "
+        "batch: all its tests together)", parse=usd_amount, metavar="USD", saved=False)] = None
+    budget_scope: Annotated[Path | None, Opt(
+        "--budget-scope", argparse.SUPPRESS, parse=Path, saved=False,
+        commands=frozenset({"run"}))] = None  # set by batch for its children: the shared budget's dir
 
 
 def option_meta(name: str) -> Opt:

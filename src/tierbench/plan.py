@@ -44,7 +44,15 @@ def tier_dependencies(tier: str, tiers: list[str], test: LoadedTest) -> set[str]
     deps = set(TIER_DEPENDENCIES.get(tier, ()))
     for sub in test.subtests.get(tier, []):
         deps.update(sub.inherit_best_from)
+        if sub.extends_previous and (previous := previous_tier(tier, tiers)) is not None:
+            deps.add(previous)
     return {t for t in deps if t in tiers and t != tier}
+
+
+def previous_tier(tier: str, tiers: list[str]) -> str | None:
+    """The tier run just before `tier` (what `extends_previous` starts from), or None for the first."""
+    earlier = sorted(t for t in tiers if t < tier)
+    return earlier[-1] if earlier else None
 
 
 @dataclass(frozen=True)
@@ -94,35 +102,54 @@ def choose_best(tier: str, candidates: list[SubtestScores]) -> BestSubtest | Non
     )
 
 
-def merge_inherited(subtest: Subtest, inherited: list[Subtest]) -> Subtest:
-    """Combine the best subtests of lower tiers into `subtest`; its own settings win on conflict.
+def merge_inherited(subtest: Subtest, inherited: list[Subtest], base: Subtest | None = None) -> Subtest:
+    """Resolve `subtest` on top of `base` (the resolved best subtest of the tier before, for
+    `extends_previous`) and the best subtests of `inherit_best_from`; its own settings win.
 
-    files/env merge by key, agent_args concatenate, enabled tools union (None = all tools wins),
-    scalar settings come from the first inherited subtest that sets them."""
-    files: dict[str, str] = {}
-    env: dict[str, str] = {}
+    files/env/mcp_servers merge by key (later layers win: base, then inherited, then the subtest),
+    agent_args concatenate, enabled tools union (None = all tools wins), scalar settings come from
+    the subtest, else the first inherited subtest that sets them, else the base. Each key's
+    provenance is the provenance of the layer that supplied it."""
+    layers = [*([base] if base is not None else []), *inherited, subtest]
+    merged: dict[str, dict] = {"files": {}, "env": {}, "mcp_servers": {}}
+    provenance: dict[str, str] = {}
     args: list[str] = []
+    executable: set[str] = set()
     enabled: set[str] | None = set()
     disabled: set[str] = set()
-    scalars: dict[str, object] = {}
-    for source in [*inherited, subtest]:
-        files.update(source.files)
-        env.update(source.env)
+    for source in layers:
+        for kind, values in merged.items():
+            for key, value in getattr(source, kind).items():
+                values[key] = value
+                provenance[f"{kind}/{key}"] = source.provenance.get(f"{kind}/{key}", f"{source.tier}/{source.id} {kind}")
         args.extend(a for a in source.agent_args if a not in args)
+        executable.difference_update(source.files)  # the layer that writes a file decides its mode
+        executable.update(source.executable)
         if source.tools is not None:
             if source.tools.enabled is None:
                 enabled = None
             elif enabled is not None:
                 enabled.update(source.tools.enabled)
             disabled.update(source.tools.disabled)
-        for name in ("system_prompt_mode", "agent", "model", "max_turns"):
+    for name, kinds in (("agent_args", lambda s: s.agent_args), ("tools", lambda s: s.tools is not None)):
+        origins = [s.provenance.get(name, f"{s.tier}/{s.id} {name}") for s in layers if kinds(s)]
+        if origins:
+            provenance[name] = " + ".join(dict.fromkeys(origins))
+    scalars: dict[str, object] = {}
+    for name in _SCALARS:
+        for source in [subtest, *inherited, *([base] if base is not None else [])]:
             value = getattr(source, name)
-            if value is not None and (source is subtest or name not in scalars):
+            if value is not None:
                 scalars[name] = value
-    any_tools = any(s.tools is not None for s in [*inherited, subtest])
-    tools = ToolsSpec(enabled=sorted(enabled) if enabled is not None else None,
-                      disabled=sorted(disabled)) if any_tools else None
+                provenance[name] = source.provenance.get(name, f"{source.tier}/{source.id} {name}")
+                break
+    tools = (ToolsSpec(enabled=sorted(enabled) if enabled is not None else None, disabled=sorted(disabled))
+             if any(s.tools is not None for s in layers) else None)
     return subtest.model_copy(update={
-        "files": files, "env": env, "agent_args": args, "tools": tools, **scalars,
+        **merged, "agent_args": args, "tools": tools, "executable": sorted(executable), **scalars, "provenance": provenance,
         "inherited_from": [f"{s.tier}/{s.id}" for s in inherited],
+        "extends_from": [f"{base.tier}/{base.id}", *base.extends_from] if base is not None else [],
     })
+
+
+_SCALARS = ("system_prompt_mode", "agent", "model", "max_turns")

@@ -34,6 +34,7 @@ class ProgressSink(Protocol):
     def resumed(self) -> None: ...
     def tick(self) -> None: ...
     def message(self, text: str, error: bool = False) -> None: ...
+    def budget(self, budget: float, spent: float, committed: float, forecast: float) -> None: ...
     def stop(self) -> None: ...
 
 
@@ -70,6 +71,7 @@ class Tally:
     paused_until: datetime | None = None
     pause_source: str = ""
     pause_message: str = ""
+    budget: tuple[float, float, float, float] | None = None  # budget, spent, committed, forecast
 
     @property
     def total(self) -> int:
@@ -106,6 +108,12 @@ class Tally:
 
 def _score(score: float | None) -> str:
     return "-" if score is None else f"{score:.2f}"
+
+
+def budget_line(budget: float, spent: float, committed: float, forecast: float) -> str:
+    """`budget $5.00: spent $3.00, committed $1.00, forecast $6.00` (forecast: the whole plan)."""
+    return (f"budget ${budget:.2f}: spent ${spent:.2f}, committed ${committed:.2f}, "
+            f"forecast ${forecast:.2f}")
 
 
 class PlainProgress:
@@ -154,6 +162,10 @@ class PlainProgress:
     def message(self, text: str, error: bool = False) -> None:
         self._print(text)
 
+    def budget(self, budget: float, spent: float, committed: float, forecast: float) -> None:
+        self.tally.budget = (budget, spent, committed, forecast)
+        self._print(budget_line(budget, spent, committed, forecast))
+
     def stop(self) -> None:
         self.stream.flush()
 
@@ -186,6 +198,9 @@ class QuietProgress:
         if error:
             self.stream.write(text + "\n")
             self.stream.flush()
+
+    def budget(self, budget: float, spent: float, committed: float, forecast: float) -> None:
+        pass
 
     def stop(self) -> None:
         pass
@@ -228,6 +243,8 @@ class RichProgress:
             bars.add_row(Text(tier, style="bold"), ProgressBar(total=max(total, 1), completed=done,
                                                                width=30), Text(f"{done}/{total}"))
         parts = [header, bars]
+        if t.budget is not None:
+            parts.append(Text(budget_line(*t.budget), style="magenta"))
         now = self._clock()
         running = sorted(t.in_flight.items(), key=lambda item: item[1])
         for key, started in running[: self.MAX_IN_FLIGHT_SHOWN]:
@@ -280,6 +297,10 @@ class RichProgress:
         from rich.text import Text
 
         self.console.print(Text(text, style="bold red" if error else ""))
+
+    def budget(self, budget: float, spent: float, committed: float, forecast: float) -> None:
+        self.tally.budget = (budget, spent, committed, forecast)
+        self._refresh()
 
     def stop(self) -> None:
         if self._live is not None:

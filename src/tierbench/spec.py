@@ -19,9 +19,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tierbench import resources
 from tierbench.errors import TierbenchError
 from tierbench.judgespec import validate_judge_spec
-from tierbench.models import ALL_TIERS, DEFAULT_PASS_THRESHOLD
+from tierbench.models import ALL_TIERS, DEFAULT_PASS_THRESHOLD, ConfigSize
+from tierbench.resources import McpServer, ResourceError
 
 
 class SpecError(TierbenchError):
@@ -59,6 +61,7 @@ class TaskSpec(_Strict):
 
 class ValidationSpec(_Strict):
     rubric_file: str
+    criteria_file: str | None = None  # prose criteria given to LLM judges with the rubric
 
 
 class TestSpec(_Strict):
@@ -71,6 +74,9 @@ class TestSpec(_Strict):
     validation: ValidationSpec
     tiers: list[str]
     subtests_dir: str | None = None
+    # The resource library subtests compose from (blocks/, skills/, agents/, mcp/). Relative to the
+    # test directory and may lie outside it (a library shared by many tests); default `resources/`.
+    resources_dir: str | None = None
     judges: list[str] = Field(default_factory=lambda: ["command"])
     network: Literal["shared", "none"] | None = None  # none: loopback only (under the sandbox)
 
@@ -95,8 +101,40 @@ class TestSpec(_Strict):
 
 
 class ToolsSpec(_Strict):
-    enabled: list[str] | None = None
+    enabled: list[str] | None = None  # None (or "all"): every built-in tool
     disabled: list[str] = Field(default_factory=list)
+
+    @field_validator("enabled", mode="before")
+    @classmethod
+    def _all_tools(cls, value: Any) -> Any:
+        return None if value == "all" else value
+
+
+class McpServerRef(_Strict):
+    name: str
+
+
+class ClaudeMdRef(_Strict):
+    blocks: list[str] = Field(default_factory=list)
+
+
+class SkillsRef(_Strict):
+    categories: list[str] = Field(default_factory=list)
+    names: list[str] = Field(default_factory=list)
+
+
+class AgentsRef(_Strict):
+    levels: list[int | str] = Field(default_factory=list)  # 2 or "L2": the directory agents/L2
+    names: list[str] = Field(default_factory=list)  # with or without .md
+
+
+class ResourcesSpec(_Strict):
+    """What a subtest takes from the resource library; composed into files and servers at load."""
+
+    claude_md: ClaudeMdRef | None = None
+    skills: SkillsRef | None = None
+    agents: AgentsRef | None = None
+    mcp_servers: list[McpServerRef] = Field(default_factory=list)
 
 
 class Subtest(_Strict):
@@ -107,6 +145,7 @@ class Subtest(_Strict):
     name: str = ""  # rest of the file name unless given
     description: str = ""
     files: dict[str, str] = Field(default_factory=dict)
+    executable: list[str] = Field(default_factory=list)  # files to mark executable (library scripts)
     agent_args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     tools: ToolsSpec | None = None
@@ -114,9 +153,24 @@ class Subtest(_Strict):
     agent: str | None = None
     model: str | None = None
     max_turns: int | None = Field(default=None, gt=0)
+    resources: ResourcesSpec | None = None  # composed into files/mcp_servers by the loader
+    mcp_servers: dict[str, McpServer] = Field(default_factory=dict)  # inline, plus composed ones
+    extends_previous: bool = False  # start from the resolved best subtest of the tier before
     network: Literal["shared", "none"] | None = None  # overrides the test's `network`
     inherit_best_from: list[str] = Field(default_factory=list)
     inherited_from: list[str] = Field(default_factory=list)  # "T0/01" etc, set when merged
+    extends_from: list[str] = Field(default_factory=list)  # chain of extends_previous, nearest first
+    # Where each piece of the resolved configuration came from: "files/CLAUDE.md", "env/X",
+    # "mcp_servers/NAME", "tools", "agent_args", scalars -> "T0/02 resources.claude_md: ...".
+    provenance: dict[str, str] = Field(default_factory=dict)
+
+    def config_size(self) -> ConfigSize:
+        claude_md = self.files.get("CLAUDE.md", "")
+        skills = {Path(p).parts[2] for p in self.files if Path(p).parts[:2] == (".claude", "skills")
+                  and len(Path(p).parts) > 3}
+        agents = [p for p in self.files if Path(p).parent == Path(".claude/agents") and p.endswith(".md")]
+        return ConfigSize(claude_md_lines=len(claude_md.splitlines()), skills=len(skills), agents=len(agents),
+                          mcp_servers=len(self.mcp_servers), files=len(self.files))
 
     @field_validator("files")
     @classmethod
@@ -134,11 +188,15 @@ class RubricItem(_Strict):
     points: float = Field(default=1.0, gt=0)
     command: str | None = None  # objective check run in the workspace; passes on exit 0
     timeout_seconds: int = Field(default=300, gt=0)
+    # When this holds, an LLM judge answers "N/A" and the item leaves the denominator.
+    na_condition: str | None = None
 
 
 class RubricCategory(_Strict):
     name: str
     weight: float = Field(default=1.0, gt=0)
+    # checklist: each item is met or not (score 0 or 1); subjective: a judgment of degree (0..1)
+    scoring_type: Literal["checklist", "subjective"] = "subjective"
     items: list[RubricItem]
 
 
@@ -184,6 +242,7 @@ class LoadedTest(BaseModel):
     prompt: str
     rubric: Rubric
     subtests: dict[str, list[Subtest]]  # tier -> subtests sorted by id
+    criteria: str = ""  # validation.criteria_file, for LLM judges
 
     def subtest(self, tier: str, subtest_id: str) -> Subtest:
         for sub in self.subtests.get(tier, []):
@@ -267,7 +326,11 @@ def _inside(test_dir: Path, rel: str, path: Path, field: str, must_exist: bool =
 _SUBTEST_FILE = re.compile(r"^(\d{2})-([A-Za-z0-9][A-Za-z0-9._-]*)\.ya?ml$")
 
 
-def _load_subtests(tiers_root: Path, tiers: list[str]) -> dict[str, list[Subtest]]:
+_RESERVED = ("provenance", "inherited_from", "extends_from")
+
+
+def _load_subtests(tiers_root: Path, tiers: list[str], composer: Any = None) -> dict[str, list[Subtest]]:
+    """`composer(subtest, file) -> Subtest` composes `resources:` (see tierbench.resources)."""
     subtests: dict[str, list[Subtest]] = {}
     for tier in tiers:
         tier_dir = tiers_root / tier
@@ -288,9 +351,15 @@ def _load_subtests(tiers_root: Path, tiers: list[str]) -> dict[str, list[Subtest
                                 f"give it an unused two-digit prefix (also used by {found[sub_id].name})")
             data, node = _read_yaml(file)
             data = {} if data is None else data
+            reserved = [k for k in _RESERVED if isinstance(data, dict) and k in data]
+            if reserved:
+                raise SpecError(file, reserved[0], "is set by tierbench when it resolves a subtest",
+                                "remove it", _line_of(node, (reserved[0],)))
             sub = _validate(Subtest, file, data, node, id=sub_id, tier=tier)
             if not sub.name:
                 sub = sub.model_copy(update={"name": match[2]})
+            if composer is not None:
+                sub = composer(sub, file)
             unknown = [t for t in sub.inherit_best_from if t not in ALL_TIERS]
             if unknown:
                 raise SpecError(file, "inherit_best_from", f"unknown tier(s) {unknown}",
@@ -323,6 +392,10 @@ def load_test(test_dir: Path) -> LoadedTest:
     spec: TestSpec = _validate(TestSpec, test_file, data, node)
     prompt_path = _inside(test_dir, spec.task.prompt_file, test_file, "task.prompt_file")
     rubric_path = _inside(test_dir, spec.validation.rubric_file, test_file, "validation.rubric_file")
+    criteria = ""
+    if spec.validation.criteria_file:
+        criteria = _inside(test_dir, spec.validation.criteria_file, test_file,
+                           "validation.criteria_file").read_text(encoding="utf-8")
     if spec.source.path:
         source = _inside(test_dir, spec.source.path, test_file, "source.path")
         if not source.is_dir():
@@ -333,6 +406,7 @@ def load_test(test_dir: Path) -> LoadedTest:
     tiers_root = test_dir / "tiers"
     if spec.subtests_dir:
         tiers_root = _inside(test_dir, spec.subtests_dir, test_file, "subtests_dir")
+    composer = _composer(test_dir, spec, test_file, node)
     rubric_data, rubric_node = _read_yaml(rubric_path)
     rubric = _validate(Rubric, rubric_path, rubric_data, rubric_node)
     for index, judge in enumerate(spec.judges):
@@ -342,4 +416,36 @@ def load_test(test_dir: Path) -> LoadedTest:
             raise SpecError(test_file, f"judges.{index}", str(exc), "use command, anthropic:<model> or "
                             "openai:<model>[@base_url]", _line_of(node, ("judges", index))) from None
     return LoadedTest(test_dir=test_dir, spec=spec, prompt=prompt_path.read_text(encoding="utf-8"),
-                      rubric=rubric, subtests=_load_subtests(tiers_root, spec.tiers))
+                      rubric=rubric, subtests=_load_subtests(tiers_root, spec.tiers, composer),
+                      criteria=criteria)
+
+
+def _composer(test_dir: Path, spec: TestSpec, test_file: Path, node: yaml.Node | None) -> Any:
+    """How `resources:` is composed: from an experiment snapshot's recorded composition when there is
+    one, else from the library (`resources_dir`, default `resources/` when it exists)."""
+    snapshot = test_dir / resources.COMPOSED_FILE
+    if snapshot.exists():
+        try:
+            return _as_spec_errors(resources.Composed(snapshot).apply)
+        except ResourceError as exc:
+            raise SpecError(exc.path, exc.field, exc.problem, exc.fix) from None
+    library = None
+    if spec.resources_dir:
+        root = (test_dir / spec.resources_dir).resolve()
+        if not root.is_dir():
+            raise SpecError(test_file, "resources_dir", f"{spec.resources_dir!r} is not a directory",
+                            "create the resource library there or fix the path",
+                            _line_of(node, ("resources_dir",)))
+        library = resources.Library(root)
+    elif (test_dir / "resources").is_dir():
+        library = resources.Library(test_dir / "resources")
+    return _as_spec_errors(lambda sub, file: resources.compose(sub, library, file))
+
+
+def _as_spec_errors(compose: Any) -> Any:
+    def wrapped(sub: Subtest, file: Path) -> Subtest:
+        try:
+            return compose(sub, file)
+        except ResourceError as exc:
+            raise SpecError(exc.path, exc.field, exc.problem, exc.fix) from None
+    return wrapped

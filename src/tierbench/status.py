@@ -12,12 +12,15 @@ from typing import Any
 
 from tierbench.config import load_config
 from tierbench.experiment import ExperimentError
-from tierbench.models import RunStatus
+from tierbench.models import RunKey, RunStatus
+from tierbench.store.checkpoint import Checkpoint
 from tierbench.plan import plan_runs
 from tierbench.spec import SpecError, load_test
 from tierbench.store.layout import ExperimentLayout
 from tierbench.store.lock import ExperimentLock
 from tierbench.store.results import load_state, read_attempts, read_run_result
+from tierbench.execute.budget import CostModel
+from tierbench.progress import budget_line
 
 
 def experiment_status(layout: ExperimentLayout) -> dict[str, Any]:
@@ -30,6 +33,8 @@ def experiment_status(layout: ExperimentLayout) -> dict[str, Any]:
         raise ExperimentError(f"the experiment's test snapshot is invalid: {exc}") from None
     tiers: dict[str, dict[str, Any]] = {}
     total_cost = 0.0
+    costs = CostModel()
+    pending: list[RunKey] = []
     for key in plan_runs(config, test):
         row = tiers.setdefault(key.tier, {"total": 0, "done": 0, "passed": 0, "failed": 0, "cost_usd": 0.0,
                                           "attempts_rate_limited": 0, "attempts_error": 0})
@@ -40,6 +45,9 @@ def experiment_status(layout: ExperimentLayout) -> dict[str, Any]:
             row["passed" if result.status is RunStatus.PASSED else "failed"] += 1
             row["cost_usd"] += result.cost_usd
             total_cost += result.cost_usd
+            costs.add(key.tier, key.subtest, result.cost_usd)
+        else:
+            pending.append(key)
         for attempt in read_attempts(layout, key):
             if attempt.status is RunStatus.RATE_LIMITED:
                 row["attempts_rate_limited"] += 1
@@ -70,7 +78,23 @@ def experiment_status(layout: ExperimentLayout) -> dict[str, Any]:
         "total_pause_seconds": checkpoint.total_pause_seconds,
         "rate_limited_attempts": sum(t["attempts_rate_limited"] for t in tiers.values()),
         "error_attempts": sum(t["attempts_error"] for t in tiers.values()),
+        **_budget(checkpoint, costs, pending),
     }
+
+
+def _budget(state: Checkpoint, costs: CostModel, pending: list[RunKey]) -> dict[str, Any]:
+    """Budget, spent, committed (runs in flight) and the forecast of the whole plan: spent plus
+    committed plus each pending run at the mean cost of its subtest. From the recorded state
+    (checkpoint plus journal), so a running coordinator's latest commitments show."""
+    if state.budget_usd is None:
+        return {"budget_usd": None}
+    committed = sum(state.budget_commitments.values())
+    in_flight = set(state.budget_commitments)
+    rest = sum(costs.expected(k.tier, k.subtest) or 0.0 for k in pending
+               if f"{k.tier}/{k.subtest}/{k.run}" not in in_flight)
+    return {"budget_usd": state.budget_usd, "spent_usd": round(state.spent_usd, 6),
+            "committed_usd": round(committed, 6),
+            "forecast_usd": round(state.spent_usd + committed + rest, 6)}
 
 
 def format_status(status: dict[str, Any]) -> str:
@@ -89,6 +113,9 @@ def format_status(status: dict[str, Any]) -> str:
     lines.append(f"  rate-limited attempts {status['rate_limited_attempts']}, pauses {status['pause_count']} "
                  f"({status['total_pause_seconds']:.0f}s paused), infrastructure-error attempts "
                  f"{status['error_attempts']}")
+    if status.get("budget_usd") is not None:
+        lines.append("  " + budget_line(status["budget_usd"], status["spent_usd"], status["committed_usd"],
+                                        status["forecast_usd"]))
     if status["rate_limit_active"]:
         lines.append(f"  rate limited until {status['rate_limit_until']} ({status['rate_limit_source']})")
     return "\n".join(lines)

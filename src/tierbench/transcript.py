@@ -42,8 +42,9 @@ from pydantic import BaseModel, Field
 from tierbench.models import TokenStats, ToolUsage
 
 TRANSCRIPT_NAME = "transcript.jsonl"
-SKILL_TOOLS = frozenset({"Skill"})
-SUBAGENT_TOOLS = frozenset({"Task", "Agent"})
+# Claude Code's names, then Gemini CLI's (activate_skill, invoke_agent) and OpenCode's (skill, task).
+SKILL_TOOLS = frozenset({"Skill", "activate_skill", "skill"})
+SUBAGENT_TOOLS = frozenset({"Task", "Agent", "invoke_agent", "task"})
 DEFAULT_SUBAGENT = "general-purpose"
 MCP_PREFIX = "mcp__"
 

@@ -52,8 +52,10 @@ def experiment(tmp_path_factory):
             write_yaml(test_dir / "tiers" / tier / name, {"description": name, **body})
     agent = root / "agent.py"
     agent.write_text(AGENT)
+    # The agent script lives in the test's tmp dir, which the sandbox's private /tmp hides.
     proc = run_cli("run", test_dir, "--results-dir", root / "results", "--runs", 2, "--parallel", 2,
-                   "--agent", "command", "--agent-opt", f"cmd={sys.executable} {agent}", "--no-report")
+                   "--agent", "command", "--agent-opt", f"cmd={sys.executable} {agent}", "--no-report",
+                   "--sandbox", "none")
     return proc, root / "results" / "calc"
 
 

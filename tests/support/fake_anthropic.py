@@ -27,6 +27,9 @@ only `POST /v1/messages?beta=true` with `stream: true` (plus `HEAD /api/hello` w
 traffic is allowed). Conversation messages may include `role: "system"` entries; they are not
 counted as turns.
 
+MCP. `mcp_tool_turn("probe", "whoami")` scripts a call of an MCP server's tool by the name the CLI
+gives it (`mcp__probe__whoami`); `offered_mcp_tools(request.body)` lists the MCP tools a request offered.
+
 Errors. `error=rate_limited(retry_after=3)` answers every /v1/messages* request with 429 and a
 `retry-after` header (or only the first `count` of them); `auth_error()` does the same with 401.
 
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -58,6 +62,9 @@ __all__ = [
     "Turn",
     "Usage",
     "auth_error",
+    "mcp_tool_name",
+    "mcp_tool_turn",
+    "offered_mcp_tools",
     "rate_limited",
     "text_turn",
     "tool_turn",
@@ -102,6 +109,23 @@ class Turn:
 
 def tool_turn(name: str, input: dict[str, Any], *, text: str | None = None, usage: Usage | None = None) -> Turn:
     return Turn(text=text, tool_uses=(ToolUse(name, input),), usage=usage or Usage())
+
+
+def mcp_tool_name(server: str, tool: str) -> str:
+    """The name Claude Code gives an MCP server's tool (checked with CLI 2.1.330)."""
+    return f"mcp__{server}__{tool}"
+
+
+def mcp_tool_turn(server: str, tool: str, input: dict[str, Any] | None = None, *, text: str | None = None,
+                  usage: Usage | None = None) -> Turn:
+    """A turn that calls the tool `tool` of the MCP server `server` by name."""
+    return tool_turn(mcp_tool_name(server, tool), input or {}, text=text, usage=usage)
+
+
+def offered_mcp_tools(body: Any) -> set[str]:
+    """Every MCP tool name a request offers the model. The CLI defers MCP tools behind ToolSearch,
+    so their names appear in the request text rather than only in `tools`; search all of it."""
+    return set(re.findall(r"mcp__[A-Za-z0-9_-]+?__[A-Za-z0-9_-]+", json.dumps(body)))
 
 
 def text_turn(text: str, *, usage: Usage | None = None) -> Turn:

@@ -90,10 +90,11 @@ def ratelimit_calls(monkeypatch):
 
 
 def test_registry_knows_demo_and_command_and_rejects_unknown_names():
-    assert set(AGENT_NAMES) == {"demo", "command", "claude-code"}
+    assert set(AGENT_NAMES) == {"demo", "command", "claude-code", "codex", "gemini", "opencode", "aider",
+                                "mini-swe-agent"}
     assert get_agent("demo").name == "demo"
     assert get_agent("command").name == "command"
-    with pytest.raises(ValueError, match="known agents: demo, command, claude-code"):
+    with pytest.raises(ValueError, match="known agents: demo, command, claude-code, codex"):
         get_agent("gpt-pilot")
 
 

@@ -358,3 +358,42 @@ def test_preflight_uses_the_configured_fallback_wait(tmp_path: Path, fake_bin: P
         assert info is not None
         ahead = (info.reset_at - before).total_seconds()
         assert wait <= ahead < wait + 60, (wait, ahead)
+
+
+# ------------------------------------------------------------------------------------ MCP servers
+
+
+def test_strict_mcp_config_is_always_passed_and_the_servers_file_names_only_variables(tmp_path: Path,
+                                                                                      fake_bin: Path) -> None:
+    from tierbench.spec import McpServer
+
+    (tmp_path / "a").mkdir()
+    argv, _ = build_command(make_ctx(tmp_path / "a", options={"bin": str(fake_bin)}))
+    assert "--strict-mcp-config" in argv and "--mcp-config" not in argv  # no servers: none at all
+    servers = {"notes": McpServer(command="notes-server", args=["--ro"],
+                                  env={"NOTES_TOKEN": "${NOTES_TOKEN}", "MODE": "ro"})}
+    record = tmp_path / "record.json"
+    ctx = make_ctx(tmp_path, Subtest(id="00", tier="T2", mcp_servers=servers), options={"bin": str(fake_bin)},
+                   env={"FAKE_CLAUDE_RECORD": str(record), "FAKE_CLAUDE_STDOUT": _result(),
+                        "NOTES_TOKEN": "tok-secret-123"})
+    outcome = ClaudeCodeAgent().run(ctx)
+    assert outcome.infra_error is None
+    seen = json.loads(record.read_text())["argv"]
+    config_file = Path(_flag(seen, "--mcp-config"))
+    assert "--strict-mcp-config" in seen and config_file == ctx.agent_dir / "mcp.json"
+    assert json.loads(config_file.read_text()) == {"mcpServers": {"notes": {
+        "command": "notes-server", "args": ["--ro"], "env": {"NOTES_TOKEN": "${NOTES_TOKEN}", "MODE": "ro"}}}}
+    for path in ctx.agent_dir.rglob("*"):  # the secret's value reaches no file the run keeps
+        assert not path.is_file() or "tok-secret-123" not in path.read_text()
+
+
+def test_a_missing_mcp_secret_is_an_infrastructure_error_naming_server_and_variable(tmp_path: Path,
+                                                                                   fake_bin: Path) -> None:
+    from tierbench.spec import McpServer
+
+    servers = {"notes": McpServer(command="s", env={"NOTES_TOKEN": "${NOTES_TOKEN}", "OPT": "${OPT:-x}"})}
+    ctx = make_ctx(tmp_path, Subtest(id="00", tier="T2", mcp_servers=servers), options={"bin": str(fake_bin)})
+    outcome = ClaudeCodeAgent().run(ctx)
+    assert outcome.infra_error is not None
+    assert "MCP server 'notes' needs the environment variable NOTES_TOKEN" in outcome.infra_error
+    assert "OPT" not in outcome.infra_error  # a ${VAR:-default} reference may be unset

@@ -74,6 +74,8 @@ def apply_solution(test_dir: Path, workspace: Path) -> None:
 def test_example_loads_with_the_spec_loader(test_dir: Path):
     loaded = load_test(test_dir)
     assert loaded.spec.id == test_dir.name
+    if loaded.spec.resources_dir:  # composed from the shared library: see the test below
+        return
     assert tuple(loaded.subtests) == ALL_TIERS
     assert [sub.id for sub in loaded.subtests["T0"]] == ["00", "01"]
     assert loaded.subtests["T5"][0].inherit_best_from == ["T0", "T1", "T2", "T3", "T4"]
@@ -116,3 +118,15 @@ def test_a_solution_missing_any_line_fails_a_check(test_dir: Path, tmp_path: Pat
         target.write_text("".join(lines))
         results = run_checks(rubric, workspace)
         assert not all(results.values()), f"dropping {line!r} from {rel} still passes every check"
+
+
+def test_library_example_composes_every_kind_of_resource():
+    loaded = load_test(EXAMPLES / "py-roman")
+    assert loaded.spec.resources_dir == "../../resources"
+    t0 = loaded.subtests["T0"]
+    assert "CLAUDE.md" not in t0[0].files and t0[1].files["CLAUDE.md"].startswith("# Project")
+    assert t0[2].config_size().claude_md_lines > t0[1].config_size().claude_md_lines
+    assert [s.config_size().skills for s in loaded.subtests["T1"]] == [2, 3]
+    assert list(loaded.subtests["T2"][0].mcp_servers) == ["git"]
+    assert [s.config_size().agents for s in loaded.subtests["T3"]] == [2, 3]
+    assert all(s.extends_previous for tier in ("T1", "T2", "T3") for s in loaded.subtests[tier])

@@ -95,13 +95,35 @@ def test_replies_are_parsed_through_fences_and_prose(text):
     ({"items": [{"id": "tests", "score": "0.9"}, {"id": "style", "score": 1}]}, "items.0.score"),
     ({"items": [{"id": "tests", "score": True}, {"id": "style", "score": 1}]}, "items.0.score"),
     ({"items": [{"id": "tests", "score": 8}, {"id": "style", "score": 1}]}, "items.0.score"),
-    ({"items": [{"id": "tests", "score": None}, {"id": "style", "score": 1}]}, "items.0.score"),
+    ({"items": [{"id": "tests", "score": None}, {"id": "style", "score": 1}]}, "without an na_condition: tests"),
     ({"scores": {"tests": 1}}, "items"),
 ])
 def test_bad_judgments_are_rejected_with_a_reason(data, fragment):
     with pytest.raises(InvalidJudgment) as raised:
         parse_verdict(json.dumps(data), IDS)
     assert fragment in str(raised.value)
+
+
+def test_na_leaves_the_denominator_only_for_items_with_an_na_condition(tmp_path: Path):
+    from tierbench.judges.rubric import rubric_score
+
+    rubric = Rubric.model_validate({"categories": {
+        "functional": {"weight": 0.5, "scoring_type": "checklist", "items": [
+            {"id": "F1", "check": "file exists"}, {"id": "F2", "check": "lint passes", "na_condition": "no linter"}]},
+        "overall": {"weight": 0.5, "items": [{"id": "O1", "check": "well scoped", "points": 2}]}}})
+    verdict = parse_verdict(json.dumps({"items": [{"id": "F1", "score": 1}, {"id": "F2", "score": "N/A"},
+                                                  {"id": "O1", "score": 0.5}]}), ["F1", "F2", "O1"], {"F2"})
+    from tierbench.judges.llm import item_scores
+
+    assert rubric_score(rubric, item_scores(verdict)) == pytest.approx(0.75)  # F2 left out: functional is 1/1, not 1/2
+    with pytest.raises(InvalidJudgment, match="without an na_condition: F1"):
+        parse_verdict(json.dumps({"items": [{"id": "F1", "score": "N/A"}, {"id": "F2", "score": 1},
+                                            {"id": "O1", "score": 1}]}), ["F1", "F2", "O1"], {"F2"})
+    ctx = context(tmp_path, "")
+    ctx.rubric, ctx.criteria = rubric, "## R001\nThe file must exist."
+    prompt = build_prompt(ctx)
+    assert "[N/A when: no linter]" in prompt and '"score": "N/A"' in prompt and "## R001" in prompt
+    assert "'functional' (weight 0.5), checklist: score each item 0 or 1" in prompt
 
 
 def test_text_without_json_is_rejected():

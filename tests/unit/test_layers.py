@@ -15,8 +15,8 @@ PACKAGE = "tierbench"
 # the no-cycle rule is the only constraint. The first matching prefix decides a module's layer.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("tierbench.errors", "tierbench.exitcodes", "tierbench.models", "tierbench.options", "tierbench.judgespec",
-              "tierbench.spec", "tierbench.config", "tierbench.plan", "tierbench.store.atomic",
-              "tierbench.transcript")),
+              "tierbench.spec", "tierbench.resources", "tierbench.config", "tierbench.plan",
+              "tierbench.store.atomic", "tierbench.transcript")),
     ("store / ratelimit / process", ("tierbench.store", "tierbench.ratelimit", "tierbench.process",
                                      "tierbench.progress", "tierbench.signals", "tierbench.sandbox",
                                      "tierbench.reaper")),
@@ -24,7 +24,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("run", ("tierbench.run", "tierbench.experiment", "tierbench.report")),
     ("execute", ("tierbench.execute",)),
     ("batch", ("tierbench.batch",)),
-    ("cli / commands / view", ("tierbench.commands", "tierbench.cli", "tierbench.status", "tierbench.view")),
+    ("cli / commands / view", ("tierbench.commands", "tierbench.cli", "tierbench.status", "tierbench.view",
+                               "tierbench.scylla_import")),
 ]
 
 

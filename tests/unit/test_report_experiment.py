@@ -18,7 +18,7 @@ from scipy import stats as sps
 from tierbench.config import ExperimentConfig, save_config
 from tierbench.models import JudgeResult, RunResult, RunStatus, TokenStats, grade_for
 from tierbench.report import ExperimentReport, write_report
-from tierbench.report.stats import holm_adjust
+from tierbench.report.stats import holm_adjust, krippendorff_alpha
 from tierbench.store.atomic import atomic_write_json
 
 # (tier, subtest) -> scores of runs 1..3; a run passes at score >= 0.6.
@@ -112,6 +112,9 @@ def test_rates_recomputed_from_files_match_report_json(experiment: Path):
         assert tier["tokens"]["total_tokens"] == tokens
         low, high = tier["score_mean_ci"]["low"], tier["score_mean_ci"]["high"]
         assert low <= tier["score_mean"] <= high
+        total, n = sum(scores), len(scores)  # Clopper-Pearson on the sum of scores
+        assert low == pytest.approx(sps.beta.ppf(0.025, total, n - total + 1))
+        assert high == pytest.approx(sps.beta.ppf(0.975, total + 1, n - total))
         for sub in tier["subtests"]:
             sub_runs = [r for r in runs if r["subtest"] == sub["subtest"]]
             assert sub["n_runs"] == len(sub_runs)
@@ -163,7 +166,7 @@ def test_html_is_self_contained_with_plots_and_tables(experiment: Path):
 def test_markdown_states_methods(experiment: Path):
     markdown = (experiment / "report.md").read_text()
     assert "Wilson score interval, 95%" in markdown
-    assert "bootstrap" in markdown
+    assert "Clopper-Pearson (beta) interval on the sum of scores" in markdown
     assert "| T0 | Prompts |" in markdown
     assert "![Pass rate by tier, Wilson 95% CI](pass_rate.png)" in markdown
 
@@ -294,3 +297,145 @@ def test_judge_limiter_history_per_provider_is_counted(experiment: Path):
     (experiment / "stats.json").write_text(json.dumps({"judge_limiter_history": history}))
     write_report(experiment)
     assert json.loads((experiment / "report.json").read_text())["judge_limiter_events"] == 3
+
+
+# --- Evidence that survives review ----------------------------------------------------------------
+
+def _counts_experiment(root: Path, test_id: str, counts: dict[str, tuple[int, int]],
+                       configured: tuple[str, ...] | None = None) -> Path:
+    """An experiment with `passes`/`runs` per tier (subtest 00), scores 0.9 for a pass, 0.2 else."""
+    config = ExperimentConfig(experiment_id=f"exp-{test_id}", test_id=test_id, test_dir="/tests/x",
+                              tiers=configured or tuple(sorted(counts)), runs_per_subtest=3,
+                              judges=("command",))
+    save_config(config, root / "config" / "experiment.json")
+    for tier, (passes, runs) in counts.items():
+        for run in range(1, runs + 1):
+            score = 0.9 if run <= passes else 0.2
+            status = RunStatus.PASSED if score >= 0.6 else RunStatus.FAILED
+            atomic_write_json(root / tier / "00" / f"run_{run:02d}" / "run_result.json",
+                              _result(tier, "00", run, score, status, cost=0.01))
+    return root
+
+
+def test_simpson_example_does_not_reverse_the_batch_headline(tmp_path: Path):
+    # T0 at 9/10 and 0/2, T1 at 2/2 and 2/10: T1 is at least as good on each test, but pooling
+    # by run count says T0 wins (9/12 against 4/12).
+    batch = tmp_path / "batch"
+    _counts_experiment(batch / "easy", "easy", {"T0": (9, 10), "T1": (2, 2)})
+    _counts_experiment(batch / "hard", "hard", {"T0": (0, 2), "T1": (2, 10)})
+    write_report(batch)
+    raw = json.loads((batch / "report.json").read_text())
+    pooled = {p["tier"]: p for p in raw["pooled"]}
+    assert pooled["T0"]["pass_rate"] > pooled["T1"]["pass_rate"]  # the reversal, kept descriptive
+    (uplift,) = raw["uplift"]
+    assert uplift["tier"] == "T1" and uplift["n_tests"] == 2
+    assert (uplift["tests_better"], uplift["tests_worse"]) == (2, 0)
+    assert uplift["mean_diff"] == pytest.approx(((1.0 - 0.9) + (0.2 - 0.0)) / 2)
+    assert uplift["ci"]["low"] < uplift["mean_diff"] < uplift["ci"]["high"]
+    assert uplift["gee"]["note"].startswith("needs at least 5 tests")
+    md = (batch / "report.md").read_text()
+    assert "## Pooled by tier (descriptive)" in md and "can disagree with the per-test comparison" in md
+    assert "| T1 | 2 | 2/0/0 | 15.0% |" in md
+    assert (batch / "uplift.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_batch_inference_matches_statsmodels_from_the_files(tmp_path: Path):
+    import pandas as pd
+    import statsmodels.api as sm
+    import statsmodels.formula.api as smf
+    from statsmodels.stats.contingency_tables import StratifiedTable
+
+    batch = tmp_path / "batch"
+    counts = [((1, 4), (3, 4)), ((0, 4), (2, 4)), ((4, 4), (4, 4)), ((2, 4), (1, 4)),
+              ((3, 4), (4, 4)), ((1, 4), (1, 4)), ((0, 4), (3, 4)), ((2, 4), (4, 4)),
+              ((1, 4), (2, 4)), ((3, 4), (2, 4)), ((0, 4), (0, 4))]
+    for i, (t0, t1) in enumerate(counts):
+        _counts_experiment(batch / f"t{i:02d}", f"t{i:02d}", {"T0": t0, "T1": t1})
+    write_report(batch)
+    (uplift,) = json.loads((batch / "report.json").read_text())["uplift"]
+    rows = [{"test": r["experiment_dir"], "tier": int(r["tier"] == "T1"),
+             "passed": int(r["status"] == "passed")} for r in _read_csv(batch / "runs.csv")]
+    frame = pd.DataFrame(rows)
+    diffs = frame.groupby(["test", "tier"]).passed.mean().unstack().pipe(lambda f: f[1] - f[0])
+    ttest = sps.ttest_1samp(diffs, 0.0)
+    assert uplift["n_tests"] == 11 and uplift["mean_diff"] == pytest.approx(diffs.mean())
+    assert uplift["p_value"] == pytest.approx(ttest.pvalue)
+    assert uplift["bootstrap_ci"]["low"] < uplift["mean_diff"] < uplift["bootstrap_ci"]["high"]
+    gee = smf.gee("passed ~ tier", groups="test", data=frame, family=sm.families.Binomial(),
+                  cov_struct=sm.cov_struct.Exchangeable()).fit(cov_type="bias_reduced")
+    assert uplift["gee"]["odds_ratio"] == pytest.approx(math.exp(gee.params["tier"]), rel=1e-6)
+    assert uplift["gee"]["p_value"] == pytest.approx(gee.pvalues["tier"], rel=1e-6)
+    tables = [np.array([[t1[0], t1[1] - t1[0]], [t0[0], t0[1] - t0[0]]]) for t0, t1 in counts]
+    strat = StratifiedTable(tables)
+    cmh = strat.test_null_odds(correction=True)
+    assert uplift["cmh"]["p_value"] == pytest.approx(cmh.pvalue)
+    assert uplift["cmh"]["mh_odds_ratio"] == pytest.approx(strat.oddsratio_pooled)
+    assert uplift["cmh"]["n_strata"] == 11
+    # One comparison: the adjusted values equal the raw ones.
+    assert uplift["p_adjusted"] == pytest.approx(uplift["p_value"])
+    assert uplift["ci_simultaneous"] == pytest.approx(uplift["ci"])
+    md = (batch / "report.md").read_text()
+    assert "## Uplift vs T0 across tests" in md and "GEE odds ratio" in md
+
+
+def test_best_tier_says_when_the_data_cannot_separate(tmp_path: Path):
+    exp = _counts_experiment(tmp_path / "exp", "sep", {"T0": (29, 30), "T1": (3, 3)})
+    write_report(exp, formats={"json", "md"})
+    report = ExperimentReport.model_validate_json((exp / "report.json").read_text())
+    assert report.best_tier == "T0"  # 29/30 beats 3/3
+    assert report.best_tier_separated is False and report.best_tier_runner_up == "T1"
+    assert 0.5 < report.best_tier_prob < 0.95
+    assert "the data cannot separate T0 from T1" in (exp / "report.md").read_text()
+    clear = _counts_experiment(tmp_path / "clear", "clear", {"T0": (1, 20), "T1": (19, 20)})
+    write_report(clear, formats={"json"})
+    report = ExperimentReport.model_validate_json((clear / "report.json").read_text())
+    assert report.best_tier == "T1" and report.best_tier_separated is True
+
+
+def test_n_scored_and_tiers_without_results_are_shown(tmp_path: Path):
+    exp = _counts_experiment(tmp_path / "exp", "ns", {"T0": (2, 4), "T1": (1, 2)},
+                             configured=("T0", "T1", "T3"))
+    for run in (3, 4):  # two results whose judges gave no score
+        path = exp / "T0/00" / f"run_{run:02d}" / "run_result.json"
+        raw = json.loads(path.read_text())
+        raw["judge_score"], raw["judge_grade"] = None, None
+        path.write_text(json.dumps(raw))
+    write_report(exp, formats={"json", "md"})
+    report = ExperimentReport.model_validate_json((exp / "report.json").read_text())
+    t0 = report.tiers[0]
+    assert (t0.n_runs, t0.n_scored) == (4, 2)
+    assert report.tiers_without_results == ["T3"]
+    md = (exp / "report.md").read_text()
+    assert "| 0.900 (n=2) |" in md
+    assert "Configured tiers without results: T3" in md and "| T3 |" in md
+
+
+def test_pass_at_k_flaky_and_chance_corrected_agreement(experiment: Path):
+    # Make the second judge fail two runs the first judge passed.
+    for rel in ("T0/00/run_01/run_result.json", "T1/01/run_01/run_result.json"):
+        raw = json.loads((experiment / rel).read_text())
+        raw["judges"][1]["passed"] = False
+        (experiment / rel).write_text(json.dumps(raw))
+    write_report(experiment)
+    report = ExperimentReport.model_validate_json((experiment / "report.json").read_text())
+    tiers = {t.tier: t for t in report.tiers}
+    raw = [r for r in _raw_runs(experiment) if r["status"] in ("passed", "failed")]
+    for sub in tiers["T1"].subtests:
+        runs = [r for r in raw if r["tier"] == "T1" and r["subtest"] == sub.subtest]
+        n, c = len(runs), sum(r["status"] == "passed" for r in runs)
+        assert sub.pass_at_k["2"] == pytest.approx(1 - math.comb(n - c, 2) / math.comb(n, 2))
+        assert sub.pass_hat_k["2"] == pytest.approx(math.comb(c, 2) / math.comb(n, 2))
+    # T1: subtest 00 has 2 runs (2 passed), 01 has 3 runs (2 passed): pass^2 = mean(1, 1/3).
+    assert tiers["T1"].pass_hat_k["2"] == pytest.approx((1.0 + 1 / 3) / 2)
+    assert tiers["T1"].pass_hat_k["3"] == pytest.approx(0.0)  # only 01 has 3 runs
+    assert [(f.tier, f.subtest) for f in report.flaky_subtests] == [("T0", "00"), ("T0", "01"), ("T1", "01")]
+    # Chance-corrected: alpha on the verdicts read back from the files, below the raw share.
+    verdicts = [[j["passed"] for j in r["judges"]] for r in _raw_runs(experiment)
+                if r["status"] in ("passed", "failed")]
+    agreement = report.judge_agreement
+    assert agreement.pairwise_pass_agreement == pytest.approx(12 / 14)
+    assert agreement.krippendorff_alpha_pass == pytest.approx(
+        krippendorff_alpha([[float(v) for v in row] for row in verdicts], metric="nominal"))
+    assert agreement.krippendorff_alpha_pass < agreement.pairwise_pass_agreement
+    md = (experiment / "report.md").read_text()
+    assert "## Flaky subtests" in md and "| pass@1 |" in md

@@ -99,3 +99,21 @@ def test_rich_progress_renders_bars_runs_and_countdown():
     sink.stop()
     text = out.getvalue()
     assert "1/4 runs" in text and "1 passed" in text and "fatal" in text
+
+
+def test_every_view_shows_the_budget():
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120, color_system=None)
+    rich = RichProgress(console=console, parallel=2, clock=lambda: 0.0, now=lambda: NOW)
+    rich.start("test-a", {"T0": 2}, {}, 0, 0.0)
+    rich.budget(5.0, 2.5, 1.25, 6.25)
+    rich.stop()
+    assert "budget $5.00: spent $2.50, committed $1.25, forecast $6.25" in out.getvalue()
+    plain_out = io.StringIO()
+    plain = PlainProgress(plain_out)
+    plain.start("test-a", {"T0": 2}, {}, 0, 0.0)
+    plain.budget(5.0, 2.5, 1.25, 6.25)
+    assert plain_out.getvalue().splitlines()[-1] == "budget $5.00: spent $2.50, committed $1.25, forecast $6.25"
+    quiet_out = io.StringIO()
+    QuietProgress(quiet_out).budget(5.0, 2.5, 1.25, 6.25)
+    assert quiet_out.getvalue() == ""

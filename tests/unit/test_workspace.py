@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -53,3 +54,15 @@ def test_subtest_files_are_not_in_the_agent_diff(tmp_path):
     diff = capture_diff(workspace, base)
     assert "a.txt" in diff and "new.txt" in diff
     assert "CLAUDE.md" not in diff and ".claude/agents" not in diff
+
+
+def test_library_scripts_are_committed_executable(tmp_path):
+    repo, head = _repo(tmp_path)
+    workspace = tmp_path / "ws"
+    create_worktree(repo, workspace, head)
+    script = ".claude/skills/s/scripts/run.sh"
+    base = commit_subtest_files(workspace, {script: "#!/bin/sh\necho ran\n", ".claude/skills/s/SKILL.md": "s\n"},
+                                "T1/00", [script])
+    assert os.access(workspace / script, os.X_OK) and not os.access(workspace / ".claude/skills/s/SKILL.md", os.X_OK)
+    assert subprocess.run([str(workspace / script)], capture_output=True, text=True).stdout == "ran\n"
+    assert capture_diff(workspace, base) == ""  # the mode is committed, not a change by the agent

@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from tierbench.agents.base import Agent
 
-AGENT_NAMES: tuple[str, ...] = ("demo", "command", "claude-code")
+AGENT_NAMES: tuple[str, ...] = ("demo", "command", "claude-code", "codex", "gemini", "opencode", "aider",
+                                 "mini-swe-agent")
+# name -> (module, class) of the adapters added for issue 11, imported on first use
+_CLI_ADAPTERS: dict[str, tuple[str, str]] = {
+    "codex": ("tierbench.agents.codex", "CodexAgent"),
+    "gemini": ("tierbench.agents.gemini", "GeminiAgent"),
+    "opencode": ("tierbench.agents.opencode", "OpenCodeAgent"),
+    "aider": ("tierbench.agents.aider", "AiderAgent"),
+    "mini-swe-agent": ("tierbench.agents.mini_swe_agent", "MiniSweAgent"),
+}
 
 
 def get_agent(name: str) -> "Agent":
@@ -28,6 +37,11 @@ def get_agent(name: str) -> "Agent":
         from tierbench.agents.claude_code import ClaudeCodeAgent
 
         return ClaudeCodeAgent()
+    if name in _CLI_ADAPTERS:
+        import importlib
+
+        module, cls = _CLI_ADAPTERS[name]
+        return getattr(importlib.import_module(module), cls)()
     raise ValueError(f"unknown agent {name!r}; known agents: {', '.join(AGENT_NAMES)}")
 
 

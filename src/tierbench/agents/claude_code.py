@@ -2,6 +2,7 @@
 
     claude --print --output-format stream-json --verbose --max-turns N --dangerously-skip-permissions
            --setting-sources project,local --strict-mcp-config [--mcp-config <worktree>/.mcp.json]
+           [--mcp-config agent/mcp.json]      (the subtest's MCP servers)
            --settings '{"claudeMdExcludes": [CLAUDE.md files above the worktree]}'
            [--model M] [thinking flags] [--tools ...] [--disallowedTools ...] [--system-prompt ""]
            [subtest.agent_args...]            (the prompt goes in on stdin)
@@ -46,6 +47,12 @@ Flags (`claude --help`, plus hidden flags found in the binary):
     message (cwd, platform). That is as close to "no system prompt" as the CLI goes.
   * `--max-turns` exists but is hidden from --help; at the limit the result has
     subtype "error_max_turns", is_error true, exit code 1.
+  * MCP: `--strict-mcp-config` makes the CLI use only the servers of `--mcp-config` files: without
+    it, servers in ~/.claude.json and any .mcp.json were offered too (checked: their tools appear
+    as mcp__<server>__<tool> in the request). The subtest's servers are written to agent/mcp.json
+    and passed as a second `--mcp-config` (two flags: both files load). `${VAR}` in the file is
+    expanded by the CLI when it starts the server (checked), so secrets stay in the environment
+    and the file keeps only names; run/attempt.py carries the named variables into the agent's env.
   * --dangerously-skip-permissions is refused as root ("cannot be used with root/sudo privileges")
     unless IS_SANDBOX=1 is set, so we set it when running as root.
 
@@ -100,6 +107,7 @@ from pathlib import Path
 from tierbench.agents.base import DEFAULT_RATE_LIMIT_WAIT, AgentContext
 from tierbench.agents.command import outcome_from_process, read_log, write_command_record
 from tierbench.agents.jsonresult import apply_result_fields, parse_result_json
+from tierbench.agents.mcp import referenced_env, write_mcp_config
 from tierbench.process import ProcessRegistry, run_process
 from tierbench.models import AgentOutcome, RateLimitInfo
 from tierbench.transcript import TRANSCRIPT_NAME, count_usage, parse_events, read_events
@@ -210,6 +218,8 @@ def build_command(ctx: AgentContext) -> tuple[list[str], dict[str, str]]:
             argv += ["--disallowedTools", ",".join(tools.disabled)]
     if ctx.subtest.system_prompt_mode == "none":
         argv += ["--system-prompt", ""]
+    if ctx.subtest.mcp_servers:  # --strict-mcp-config (isolation_args): these and the worktree's own only
+        argv += ["--mcp-config", str(mcp_config_path(ctx))]
     argv += list(ctx.subtest.agent_args)
 
     env = dict(BASE_ENV_OVERRIDES)
@@ -222,6 +232,10 @@ def build_command(ctx: AgentContext) -> tuple[list[str], dict[str, str]]:
         env["IS_SANDBOX"] = "1"  # else the CLI refuses --dangerously-skip-permissions as root
     env.update(ctx.subtest.env)  # the subtest's own settings win
     return argv, env
+
+
+def mcp_config_path(ctx: AgentContext) -> Path:
+    return ctx.agent_dir / "mcp.json"
 
 
 def _auth_failure(outcome: AgentOutcome, result: dict | None, stderr_text: str) -> str | None:
@@ -315,9 +329,17 @@ class ClaudeCodeAgent:
         binary, found = resolve_binary(ctx.options, ctx.base_env)
         if not found:
             return AgentOutcome(command=argv, infra_error=f"claude binary not found: {binary}; {INSTALL_HINT}")
+        mcp_env: dict[str, str] = {}
+        if ctx.subtest.mcp_servers:
+            # Only variable names are written; their values go to the CLI's environment, never a file.
+            mcp_env, missing = referenced_env(ctx.subtest.mcp_servers, {**ctx.base_env, **overrides})
+            if missing:
+                return AgentOutcome(command=argv, infra_error="; ".join(missing) + ", which is not set. "
+                                    "Export it where tierbench runs and run the same command again")
+            write_mcp_config(mcp_config_path(ctx), ctx.subtest.mcp_servers)
         carried = carry_credentials(ctx.home, {**ctx.base_env, **overrides})
         stdout_path, stderr_path = ctx.agent_dir / "stdout.log", ctx.agent_dir / "stderr.log"
-        proc = run_process(argv, cwd=ctx.workspace, env={**ctx.base_env, **overrides},
+        proc = run_process(argv, cwd=ctx.workspace, env={**ctx.base_env, **mcp_env, **overrides},
                            timeout=ctx.timeout_seconds, stdout_path=stdout_path, stderr_path=stderr_path,
                            registry=ctx.registry, stdin_text=prompt, sandbox=ctx.sandbox)
         outcome = outcome_from_process(proc, argv)

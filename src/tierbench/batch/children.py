@@ -27,6 +27,14 @@ def child_command(test_dir: Path, results_dir: Path, options: GivenOptions) -> l
             *child_argv(options.values()), "--quiet"]
 
 
+def budget_args(budget_usd: float | None, results_dir: Path) -> list[str]:
+    """A batch budget covers every test together: each child gets it with the batch dir as its
+    scope (where the children's spend is shared). Not a saved option: each invocation gives its own."""
+    if budget_usd is None:
+        return []
+    return [f"--budget-usd={budget_usd!r}", f"--budget-scope={results_dir}"]
+
+
 class Children:
     """The running `tierbench run` children, each the leader of its own process group."""
 

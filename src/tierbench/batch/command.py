@@ -68,7 +68,7 @@ def _run_batch(args: argparse.Namespace, requested: dict[str, Any], results_dir:
                                  test_dir=str(test.test_dir))
             writer.record(invalid)
             report_entry(progress, invalid)
-    runner = BatchRunner(results_dir, summary.config, writer, progress)
+    runner = BatchRunner(results_dir, summary.config, writer, progress, budget_usd=args.budget_usd)
     if runnable:
         runner.apply_recorded_limits([t.test_id for t in runnable])
         restore = install_stop_handlers(runner.interrupt, lambda: _kill(runner, progress),
@@ -83,7 +83,8 @@ def _run_batch(args: argparse.Namespace, requested: dict[str, Any], results_dir:
     writer.finish()
     final = writer.snapshot()
     entries = [_entry(final, t) for t in tests]
-    code = exit_code(entries, interrupted=runner.interrupted.is_set(), rate_limited=runner.rate_limited is not None)
+    code = exit_code(entries, interrupted=runner.interrupted.is_set(), rate_limited=runner.rate_limited is not None,
+                     budget_reached=runner.budget_reached is not None)
     if runnable or not (results_dir / "report.md").exists():
         from tierbench.report.render import write_report_or_warn  # matplotlib and scipy: only when needed
 

@@ -10,10 +10,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import BinaryIO
 
-from tierbench.batch.children import INTERRUPTED_CODES, Children, child_command, run_child
+from tierbench.batch.children import INTERRUPTED_CODES, Children, budget_args, child_command, run_child
 from tierbench.batch.selection import BatchTest
 from tierbench.batch.summary import EntryStatus, SummaryWriter, TestResult, completed_result
-from tierbench.exitcodes import EXIT_OK, EXIT_RATE_LIMITED
+from tierbench.exitcodes import EXIT_ERROR, EXIT_OK, EXIT_RATE_LIMITED
+from tierbench.models import ExperimentStatus
 from tierbench.options import GivenOptions, should_wait
 from tierbench.progress import ProgressSink
 from tierbench.ratelimit import local_reset_time
@@ -41,8 +42,10 @@ def batch_should_wait(options: GivenOptions, until: datetime | None) -> bool:
 
 class BatchRunner:
     def __init__(self, results_dir: Path, options: GivenOptions, writer: SummaryWriter,
-                 progress: ProgressSink):
+                 progress: ProgressSink, budget_usd: float | None = None):
         self.results_dir, self.options, self.writer, self.progress = results_dir, options, writer, progress
+        self.budget_usd = budget_usd
+        self.budget_reached: str | None = None  # a test id: the budget stopped it, launch nothing more
         self.children = Children()
         self.interrupted = threading.Event()
         self.rate_limited: tuple[datetime | None, str] | None = None  # set: launch nothing more
@@ -97,7 +100,8 @@ class BatchRunner:
                 return None
             attempt += 1
             self.writer.forget(test.test_id, str(test.test_dir))
-            cmd = child_command(test.test_dir, self.results_dir, self.options)
+            cmd = child_command(test.test_dir, self.results_dir, self.options) + budget_args(
+                self.budget_usd, self.results_dir)
             self.progress.run_started(test.test_id)
             started = time.monotonic()
             code, tail = run_child(self.children, cmd, exp_dir, log, f"{test.test_id} (attempt {attempt})")
@@ -128,6 +132,10 @@ class BatchRunner:
             return base.model_copy(update={"status": EntryStatus.RATE_LIMITED, "error": tail or note})
         if code in INTERRUPTED_CODES or (code < 0 and self.interrupted.is_set()):  # < 0: killed after the grace
             return base.model_copy(update={"status": EntryStatus.INTERRUPTED, "error": tail or "interrupted"})
+        if code == EXIT_ERROR and load_state(ExperimentLayout(exp_dir), strict=False).status \
+                is ExperimentStatus.BUDGET_REACHED:
+            self.budget_reached = test.test_id
+            return base.model_copy(update={"status": EntryStatus.BUDGET_REACHED, "error": tail or "budget reached"})
         if code < 0:
             tail = (tail + "\n" if tail else "") + f"killed by {signal.Signals(-code).name}"
         return base.model_copy(update={"error": tail or f"tierbench run exited {code}"})
@@ -157,7 +165,7 @@ class BatchRunner:
         """Block while a rate limit is being waited out; False when nothing may launch any more."""
         shown = False
         while True:
-            if self.interrupted.is_set() or self.rate_limited is not None:
+            if self.interrupted.is_set() or self.rate_limited is not None or self.budget_reached:
                 return False
             until = self._gate()
             if until is None:

@@ -37,6 +37,7 @@ class EntryStatus(str, Enum):
     ERROR = "error"
     RATE_LIMITED = "rate_limited"
     INTERRUPTED = "interrupted"
+    BUDGET_REACHED = "budget_reached"  # --budget-usd stopped its run; a rerun with more continues
 
     @property
     def completed(self) -> bool:
@@ -51,7 +52,9 @@ class EntryStatus(str, Enum):
 
 _AS_RUN_STATUS = {EntryStatus.PASS: RunStatus.PASSED, EntryStatus.FAIL: RunStatus.FAILED,
                   EntryStatus.ERROR: RunStatus.ERROR, EntryStatus.RATE_LIMITED: RunStatus.RATE_LIMITED,
-                  EntryStatus.INTERRUPTED: RunStatus.INTERRUPTED}
+                  EntryStatus.INTERRUPTED: RunStatus.INTERRUPTED,
+                  # Stopped before finishing, resumed by a rerun; its line names the budget.
+                  EntryStatus.BUDGET_REACHED: RunStatus.INTERRUPTED}
 
 
 def utcnow() -> datetime:
@@ -190,7 +193,8 @@ class SummaryWriter:
 
 def needs_run(entry: TestResult | None, retry_errors: bool) -> bool:
     """Resume rule: pass/fail never rerun, error only with --retry-errors, the rest always."""
-    if entry is None or entry.status in (EntryStatus.RATE_LIMITED, EntryStatus.INTERRUPTED):
+    if entry is None or entry.status in (EntryStatus.RATE_LIMITED, EntryStatus.INTERRUPTED,
+                                         EntryStatus.BUDGET_REACHED):
         return True
     return entry.status is EntryStatus.ERROR and retry_errors
 
@@ -223,12 +227,16 @@ def completed_result(exp_dir: Path, base: TestResult) -> TestResult:
         total_duration=report.total_duration))
 
 
-def exit_code(entries: list[TestResult | None], *, interrupted: bool, rate_limited: bool) -> int:
+def exit_code(entries: list[TestResult | None], *, interrupted: bool, rate_limited: bool,
+              budget_reached: bool = False) -> int:
     """130 interrupted, else 2 rate limited (a rerun later finishes those tests; an error would stay
-    put, so 2 comes first), else 1 for any error, else 0. `None`: a test that has no entry."""
+    put, so 2 comes first), else 1 for any error or a reached budget, else 0. `None`: a test that
+    has no entry (not started: rate limited, unless the budget stopped the batch)."""
     if interrupted:
         return EXIT_INTERRUPTED
     statuses = [e.status if e is not None else None for e in entries]
+    if not rate_limited and (budget_reached or EntryStatus.BUDGET_REACHED in statuses):
+        return EXIT_ERROR
     if rate_limited or EntryStatus.RATE_LIMITED in statuses or None in statuses:
         return EXIT_RATE_LIMITED
     if EntryStatus.ERROR in statuses:
@@ -255,6 +263,14 @@ def print_outcome(code: int, entries: list[TestResult | None], rate_limit: tuple
         when = f" until {local_reset_time(until)}" if until else ""
         print_error(f"Rate limited{when}{f' ({test_id})' if test_id else ''}. Run the same command again after that; "
              "it resumes where it left off.")
+    stopped = counts[EntryStatus.BUDGET_REACHED]
+    if code == EXIT_ERROR and (stopped or pending):
+        said = next((e.error.strip().splitlines()[-1] for e in done
+                     if e.status is EntryStatus.BUDGET_REACHED and e.error), None)
+        if said:
+            print_error(said.removeprefix("tierbench: "))
+        print_error(f"The batch's budget stopped it: {stopped + pending} test(s) not finished. Run the "
+                    "same command with a higher --budget-usd to continue; it resumes where it left off.")
     if counts[EntryStatus.ERROR]:
         failed = " ".join(e.test_id for e in done if e.status is EntryStatus.ERROR)
         print_error(f"{counts[EntryStatus.ERROR]} test(s) ended in error: {failed}. Read their entries in {summary_path.name} "

@@ -15,7 +15,7 @@ from tierbench.batch.summary import EntryStatus
 from tierbench.models import RunStatus
 from tierbench.progress import format_duration
 
-_AS_ENTRY = {status.run_status: status for status in EntryStatus}
+_AS_ENTRY = {status.run_status: status for status in EntryStatus if status is not EntryStatus.BUDGET_REACHED}
 
 
 class BatchProgress:
@@ -89,6 +89,9 @@ class BatchProgress:
     def tick(self) -> None:
         with self._lock:
             self._refresh()
+
+    def budget(self, budget: float, spent: float, committed: float, forecast: float) -> None:
+        pass  # each test's own run shows its budget line; the batch prints the stop
 
     def message(self, text: str, error: bool = False) -> None:
         with self._lock:

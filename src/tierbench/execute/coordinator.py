@@ -3,8 +3,8 @@
 Only the coordinator's main thread writes experiment state (journal, checkpoint, best_subtest.json,
 stats.json). Worker threads each perform one run and hand back a RunResult through a queue.
 
-Exit codes: 0 done, 1 error (infrastructure errors left runs pending, or the stall breaker
-tripped), 2 rate limited and not waiting, 130 interrupted.
+Exit codes: 0 done, 1 error (infrastructure errors left runs pending, the stall breaker tripped,
+or the budget was reached), 2 rate limited and not waiting, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 from tierbench.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_RATE_LIMITED
+from tierbench.execute import budget as budgeting
 from tierbench.agents import get_agent
 from tierbench.agents.base import Agent
 from tierbench.config import ExperimentConfig
@@ -29,11 +31,12 @@ from tierbench.judges import make_judge
 from tierbench.options import should_wait
 from tierbench.models import ExperimentStatus, RateLimitInfo, RunKey, RunResult, RunStatus
 from tierbench.plan import (BestSubtest, SubtestScores, choose_best, experiment_tiers, merge_inherited,
-                            plan_runs, tier_dependencies)
+                            plan_runs, previous_tier, tier_dependencies)
 from tierbench.progress import ProgressSink
 from tierbench.ratelimit import local_reset_time
 from tierbench.spec import LoadedTest, Subtest
 from tierbench.store.layout import ExperimentLayout
+from tierbench.store.shared_budget import budget_lock, sibling_spend
 from tierbench.store.state import StateStore
 
 _POLL_SECONDS = 0.25
@@ -48,8 +51,16 @@ class Outcome:
 
 class Coordinator:
     def __init__(self, layout: ExperimentLayout, config: ExperimentConfig, test: LoadedTest,
-                 store: StateStore, progress: ProgressSink):
+                 store: StateStore, progress: ProgressSink, budget_usd: float | None = None,
+                 budget_scope: Path | None = None):
         self.layout, self.config, self.test, self.store, self.progress = layout, config, test, store, progress
+        self.budget_usd = budget_usd
+        self.budget_scope = budget_scope  # a batch's results dir: the budget covers all its tests
+        self._others = (0.0, 0.0, 0)  # (spent, committed, results) of the batch's other tests
+        self._costs = budgeting.CostModel()
+        self._spent = 0.0
+        self._committed: dict[RunKey, float] = {}
+        self._budget_stop: budgeting.Decision | None = None
         self.registry = ProcessRegistry(session=new_session(layout.root))
         self._sandbox: SandboxChoice | None = None
         self.plan = plan_runs(config, test)
@@ -110,6 +121,8 @@ class Coordinator:
             limited = self._preflight()
             if limited is not None:
                 self.store.record_rate_limit(limited)
+        if self.budget_usd is not None:
+            self._open_budget()
         base_commit = prepare_base_repo(self.test, self.layout.repo)
         forget_stale_worktrees(self.layout.repo)  # left by a crash; no run is being set up yet
         self.progress.start(self.config.test_id, self._totals(), self._done_by_tier(),
@@ -148,6 +161,8 @@ class Coordinator:
                 continue
             if not self._tier_ready(key.tier):
                 continue
+            if self.budget_usd is not None and not self._within_budget(key):
+                continue
             subtest = self._resolved_subtest(key.tier, key.subtest)
             request = RunRequest(key=key, layout=self.layout, config=self.config, test=self.test,
                                  subtest=subtest, base_commit=base_commit,
@@ -172,18 +187,21 @@ class Coordinator:
         status = result.status
         self.progress.run_finished(str(key), status, result.judge_score, result.cost_usd,
                                    result.duration_seconds)
+        spend = self._spend(key, result)
         if status.is_result:
-            self.store.record_run(key, status)
+            self.store.record_run(key, status, cost_usd=spend)
+            self._costs.add(key.tier, key.subtest, result.cost_usd)
+            self._show_budget()
             self._stall = ("", 0)
             self._maybe_finish_tier(key.tier)
         elif status is RunStatus.RATE_LIMITED:
-            self.store.record_attempt(key, status)
+            self.store.record_attempt(key, status, cost_usd=spend)
             info, gate = result.rate_limit, self._gate_until()
             if info is not None and (gate is None or info.reset_at > gate):
                 self.store.record_rate_limit(info)
                 self.progress.paused(info.reset_at, info.source, info.message)
         elif status is RunStatus.ERROR:
-            self.store.record_attempt(key, status)
+            self.store.record_attempt(key, status, cost_usd=spend)
             self._errored.add(key)
             signature = (result.error or "unknown error").splitlines()[0][:200]
             count = self._stall[1] + 1 if self._stall[0] == signature else 1
@@ -290,14 +308,19 @@ class Coordinator:
 
     def _resolved_subtest(self, tier: str, subtest_id: str) -> Subtest:
         subtest = self.test.subtest(tier, subtest_id)
-        if not subtest.inherit_best_from:
+        base = None
+        if subtest.extends_previous and (previous := previous_tier(tier, self.tiers)) is not None:
+            best = self._best_of(previous)
+            if best is not None:  # cumulative: the best subtest as it ran, itself resolved
+                base = self._resolved_subtest(previous, best.subtest)
+        if not subtest.inherit_best_from and base is None:
             return subtest
         inherited = []
         for source_tier in subtest.inherit_best_from:
             best = self._best_of(source_tier)
             if best is not None:
                 inherited.append(self.test.subtest(source_tier, best.subtest))
-        return merge_inherited(subtest, inherited)
+        return merge_inherited(subtest, inherited, base)
 
     def _agent(self, name: str) -> Agent:
         if name not in self._agents:
@@ -334,8 +357,11 @@ class Coordinator:
             except queue.Empty:
                 continue
             self._in_flight.pop(key, None)
+            spend = self._spend(key, result)
             if result.status.is_result:  # finished before the signal landed: keep it
-                self.store.record_run(key, result.status)
+                self.store.record_run(key, result.status, cost_usd=spend)
+            elif spend is not None:
+                self.store.record_spend(key, spend)
         self.store.close(ExperimentStatus.INTERRUPTED)
         return Outcome(EXIT_INTERRUPTED, "Interrupted. Run the same command again; it resumes where it left off.")
 
@@ -345,6 +371,12 @@ class Coordinator:
         if stall_error:
             self.store.close(ExperimentStatus.FAILED)
             return Outcome(EXIT_ERROR, stall_error, [stall_error])
+        if pending and self._budget_stop is not None and not self._errored_pending(pending):
+            self.store.close(ExperimentStatus.BUDGET_REACHED)
+            stop = self._budget_stop
+            message = budgeting.budget_message(self.budget_usd or 0.0, stop.spent, stop.forecast,
+                                               len(pending), stop.committed)
+            return Outcome(EXIT_ERROR, message, [message])
         if pending:
             self.store.close(ExperimentStatus.FAILED)
             message = (f"{len(pending)} run(s) hit infrastructure errors and stay pending (see their "
@@ -352,6 +384,79 @@ class Coordinator:
             return Outcome(EXIT_ERROR, message)
         self.store.close(ExperimentStatus.COMPLETED)
         return Outcome(EXIT_OK, "Experiment complete.")
+
+    # -- budget ------------------------------------------------------------------------------
+    def _open_budget(self) -> None:
+        """Record the budget in force, settle commitments a dead process left open, and recompute
+        what was spent from the files: every run_result.json of a result or an attempt."""
+        self.store.set_budget(self.budget_usd, str(self.budget_scope) if self.budget_scope else None)
+        cp = self.store.checkpoint
+        for key_text, expected in list(cp.budget_commitments.items()):
+            tier, subtest, run = key_text.split("/")
+            key = RunKey(tier=tier, subtest=subtest, run=int(run))
+            # A result adopted from its file is counted from the file; any other run died with
+            # the process after its agent may have spent money: count its forecast.
+            self.store.settle_commitment(key_text, 0.0 if key in self.store.completed else expected)
+        spent = self.store.checkpoint.unrecorded_spend_usd
+        for result in self.store.run_results(list(self.store.completed)):
+            spent += result.cost_usd
+            self._costs.add(result.tier, result.subtest, result.cost_usd)
+        for key in self.plan:
+            spent += sum(attempt.cost_usd for attempt in self.store.attempts(key))
+        self._spent = spent
+        self.store.set_spent(spent)
+        self._show_budget()
+
+    def _within_budget(self, key: RunKey) -> bool:
+        """Commit and return True when `key` may launch; otherwise remember why not."""
+        if self.budget_scope is None:
+            return self._decide(key)
+        with budget_lock(self.budget_scope):  # one decision at a time across the batch
+            self._others = sibling_spend(self.budget_scope, self.layout.root)
+            return self._decide(key)
+
+    def _decide(self, key: RunKey) -> bool:
+        expected = self._costs.expected(key.tier, key.subtest)
+        if expected is None and self._others[2]:  # nothing of our own yet: the batch's mean run
+            expected = self._others[0] / self._others[2]
+        decision = budgeting.decide(self.budget_usd or 0.0, self._others[0] + self._spent,
+                                    self._others[1] + sum(self._committed.values()), expected,
+                                    len(self._in_flight))
+        if not decision.launch:
+            if expected is not None or not self._in_flight:
+                self._budget_stop = decision
+            return False
+        self._committed[key] = expected or 0.0
+        self.store.commit_budget(key, expected or 0.0)
+        return True
+
+    def _spend(self, key: RunKey, result: RunResult) -> float | None:
+        """The cost to record with a finished attempt (None without a budget)."""
+        self._committed.pop(key, None)
+        if self.budget_usd is None:
+            return None
+        self._spent += result.cost_usd
+        return result.cost_usd
+
+    def _errored_pending(self, pending: list[RunKey]) -> bool:
+        return any(k in self._errored for k in pending)
+
+    def budget_view(self) -> dict[str, float] | None:
+        """Spent, committed and the forecast of the whole plan (None without a budget)."""
+        if self.budget_usd is None:
+            return None
+        pending = [k for k in self.plan if k not in self.store.completed and k not in self._in_flight]
+        committed = sum(self._committed.values())
+        rest = sum(self._costs.expected(k.tier, k.subtest) or 0.0 for k in pending)
+        spent = self._others[0] + self._spent
+        committed += self._others[1]
+        return {"budget": self.budget_usd, "spent": spent, "committed": committed,
+                "forecast": spent + committed + rest}
+
+    def _show_budget(self) -> None:
+        view = self.budget_view()
+        if view is not None:
+            self.progress.budget(view["budget"], view["spent"], view["committed"], view["forecast"])
 
     def _write_stats(self) -> None:
         from tierbench.judges.limiter import limiter_history

@@ -45,6 +45,7 @@ class JudgeContext:
     command_results: list[CommandCheckResult]
     registry: ProcessRegistry
     timeout_seconds: float = 300.0
+    criteria: str = ""  # the test's criteria file, if any
 
 
 class Judge(Protocol):

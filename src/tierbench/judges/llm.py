@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tierbench.judges.base import JudgeContext, JudgeRateLimited
 from tierbench.judges.limiter import limiter_for
@@ -76,15 +76,25 @@ def build_prompt(ctx: JudgeContext) -> str:
     """The user message: task, rubric, diff, check results and the answer format."""
     ids = [item.id for item in ctx.rubric.items()]
     rubric_lines = []
+    na_ids = [item.id for item in ctx.rubric.items() if item.na_condition]
     for category in ctx.rubric.categories:
-        rubric_lines.append(f"Category {category.name!r} (weight {category.weight:g}):")
+        kind = ("checklist: score each item 0 or 1" if category.scoring_type == "checklist"
+                else "subjective: score each item from 0 to 1")
+        rubric_lines.append(f"Category {category.name!r} (weight {category.weight:g}), {kind}:")
         for item in category.items:
             note = " [has an objective check, see below]" if item.command else ""
+            if item.na_condition:
+                note += f" [N/A when: {item.na_condition}]"
             rubric_lines.append(f"- id {json.dumps(item.id)} ({item.points:g} points): {item.check}{note}")
     answer_form = ('{"items": [{"id": "<item id>", "score": <number from 0 to 1>, "reasoning": "<why>"}], '
                    '"reasoning": "<overall assessment>"}')
+    na_note = (f' For an item with an "N/A when" condition that holds, answer "score": "N/A" instead '
+               f"(allowed only for: {', '.join(json.dumps(i) for i in na_ids)}).") if na_ids else ""
+    sections = ["# Task given to the agent\n\n" + ctx.task_prompt.strip()]
+    if ctx.criteria.strip():
+        sections.append("# Evaluation criteria\n\n" + ctx.criteria.strip())
     return "\n\n".join([
-        "# Task given to the agent\n\n" + ctx.task_prompt.strip(),
+        *sections,
         "# Rubric\n\n" + "\n".join(rubric_lines),
         "# Changes the agent made (git diff)\n\n" + _diff_section(ctx.diff),
         "# Objective check results\n\n" + _checks_section(ctx),
@@ -92,7 +102,7 @@ def build_prompt(ctx: JudgeContext) -> str:
         "Score every rubric item with a number from 0 to 1: the fraction of its points the work earns. "
         "Treat the objective check results as strong evidence. Reply with only a JSON object, no other "
         f"text, in exactly this form:\n{answer_form}\n"
-        f"Include each of these item ids exactly once: {', '.join(json.dumps(i) for i in ids)}.",
+        f"Include each of these item ids exactly once: {', '.join(json.dumps(i) for i in ids)}.{na_note}",
     ])
 
 
@@ -129,9 +139,14 @@ class _ItemVerdict(BaseModel):
     model_config = ConfigDict(allow_inf_nan=False)
 
     id: str
-    # strict: "0.8" (a string) or true is not a score; ints are fine.
-    score: Annotated[float, Field(strict=True, ge=0.0, le=1.0)]
+    # strict: "0.8" (a string) or true is not a score; ints are fine. "N/A" -> None (checked below).
+    score: Annotated[float, Field(strict=True, ge=0.0, le=1.0)] | None
     reasoning: str = ""
+
+    @field_validator("score", mode="before")
+    @classmethod
+    def _not_applicable(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.strip().upper() in ("N/A", "NA") else value
 
 
 class _Verdict(BaseModel):
@@ -162,8 +177,9 @@ def extract_json_object(text: str) -> Any:
     raise InvalidJudgment("the judge's reply contains no JSON object")
 
 
-def parse_verdict(text: str, expected_ids: list[str]) -> _Verdict:
-    """Parse and check a reply: every expected item exactly once, no others, numeric scores in 0..1."""
+def parse_verdict(text: str, expected_ids: list[str], na_allowed: set[str] | frozenset[str] = frozenset()) -> _Verdict:
+    """Parse and check a reply: every expected item exactly once, no others, numeric scores in 0..1
+    ("N/A" only for the items in `na_allowed`, those with an na_condition)."""
     data = extract_json_object(text)
     try:
         verdict = _Verdict.model_validate(data)
@@ -177,9 +193,19 @@ def parse_verdict(text: str, expected_ids: list[str]) -> _Verdict:
     mismatches = [f"{label}: {', '.join(ids)}" for label, ids in
                   (("unknown item ids", unknown), ("missing item ids", missing), ("duplicate item ids", duplicates))
                   if ids]
+    bad_na = [i.id for i in verdict.items if i.score is None and i.id not in na_allowed]
+    if bad_na:
+        mismatches.append(f"N/A for items without an na_condition: {', '.join(bad_na)}")
     if mismatches:
         raise InvalidJudgment("the judge's reply does not score the rubric items (" + "; ".join(mismatches) + ")")
+    if expected_ids and all(i.score is None for i in verdict.items):
+        raise InvalidJudgment("the judge's reply marks every rubric item N/A; nothing was scored")
     return verdict
+
+
+def item_scores(verdict: _Verdict) -> dict[str, float]:
+    """Item id -> score; an item answered N/A is left out, so it leaves its category's denominator."""
+    return {item.id: item.score for item in verdict.items if item.score is not None}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,19 +269,21 @@ class _LLMJudge:
                 text, tokens = self._read_reply(json.loads(raw))
             except (ValueError, KeyError, IndexError, TypeError, AttributeError):
                 raise InvalidJudgment("the API response is not a well-formed reply (see response.txt)") from None
-            verdict = parse_verdict(text, [item.id for item in ctx.rubric.items()])
+            verdict = parse_verdict(text, [item.id for item in ctx.rubric.items()],
+                                    {item.id for item in ctx.rubric.items() if item.na_condition})
         except InvalidJudgment as exc:
             return JudgeResult(judge_id=ctx.judge_id, spec=self.spec, is_valid=False, error=str(exc),
                                duration_seconds=time.monotonic() - started, token_stats=tokens,
                                cost_usd=price_usd(self.model, tokens))
-        scores = {item.id: item.score for item in verdict.items}
-        score = rubric_score(ctx.rubric, scores)
-        assert score is not None  # parse_verdict guarantees every rubric item is scored
+        score = rubric_score(ctx.rubric, item_scores(verdict))
+        if score is None:  # parse_verdict guarantees some item is scored
+            raise AssertionError("no scored rubric item")
         return JudgeResult(
             judge_id=ctx.judge_id, spec=self.spec, is_valid=True, score=score,
             passed=score >= ctx.rubric.grading.pass_threshold, grade=grade_for(score),
             reasoning=verdict.reasoning,
-            items=[ItemScore(id=i.id, score=i.score, reasoning=i.reasoning) for i in verdict.items],
+            items=[ItemScore(id=i.id, score=i.score, reasoning=i.reasoning, na=i.score is None)
+                   for i in verdict.items],
             duration_seconds=time.monotonic() - started, token_stats=tokens, cost_usd=price_usd(self.model, tokens),
         )
 

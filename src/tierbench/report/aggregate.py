@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +22,19 @@ from tierbench.plan import best_of
 from tierbench.models import ALL_TIERS, TIER_NAMES, RunResult, RunStatus, grade_for
 from tierbench.report import stats
 from tierbench.report.schema import (
-    GRADES, BatchReport, BatchTestRow, BatchTierCell, ExcludedRun, Exclusions, ExperimentReport,
-    GroupStats, Interval, JudgeAgreement, JudgeSummary, PooledTier, SubtestSummary, TierSummary,
-    TokenSummary, UpliftSummary,
+    GRADES, BatchReport, BatchTestRow, BatchTierCell, BatchUplift, CMHSummary, ExcludedRun,
+    Exclusions, ExperimentReport, FlakySubtest, FlakyTest, GroupStats, Interval, JudgeAgreement,
+    JudgeSummary, ModelSummary, PooledTier, SubtestSummary, TierSummary, TokenSummary,
+    UpliftSummary,
 )
 from tierbench.store import results
 from tierbench.store.layout import ExperimentLayout
 
 BOOTSTRAP_SEED = 0
+SEPARATED = 0.95  # a leader is named as such only when P(best) reaches this
+PASS_K_VALUES = (1, 2, 3, 5, 10)
+MIN_TESTS_BOOTSTRAP = 10  # percentile bootstrap over fewer clusters undercovers
+MIN_TESTS_MODEL = 5  # sandwich errors from fewer clusters are not worth printing
 
 
 class AttemptRecord(BaseModel):
@@ -155,7 +160,7 @@ def group_stats(runs: list[RunResult]) -> dict[str, Any]:
     pass_rate = passed / n if n else None
     cop = stats.cost_of_pass(statistics.fmean(costs), pass_rate) if pass_rate is not None else None
     lo, hi = stats.wilson_interval(passed, n)
-    blo, bhi = stats.bootstrap_mean_ci(scores, seed=BOOTSTRAP_SEED)
+    blo, bhi = stats.score_mean_interval(scores)
     return dict(
         n_runs=n, n_passed=passed, pass_rate=pass_rate,
         pass_rate_ci=Interval(low=lo, high=hi) if n else Interval(),
@@ -170,6 +175,10 @@ def group_stats(runs: list[RunResult]) -> dict[str, Any]:
         judge_duration_mean=_mean([r.judge_duration_seconds for r in runs]),
         duration_total=sum(r.duration_seconds for r in runs),
         cost_of_pass=_finite(cop), cost_of_pass_infinite=cop is not None and math.isinf(cop),
+        pass_at_k={str(k): stats.pass_at_k(n, passed, k) for k in PASS_K_VALUES if k <= n},
+        pass_hat_k={str(k): stats.pass_hat_k(n, passed, k) for k in PASS_K_VALUES if k <= n},
+        agents=sorted({r.agent for r in runs if r.agent}),
+        cost_sources=dict(sorted(Counter(r.agent_cost_source for r in runs).items())),
     )
 
 
@@ -201,6 +210,16 @@ def _summarize_tier(tier: str, runs: list[RunResult], data: ExperimentData) -> T
         summary.best_subtest, summary.best_subtest_source = best, "median_score"
     for sub in subtests:
         sub.is_best = sub.subtest == summary.best_subtest
+    # A tier's pass@k / pass^k: the mean over its subtests that have at least k runs.
+    for field in ("pass_at_k", "pass_hat_k"):
+        keys = sorted({k for s in subtests for k in getattr(s, field)}, key=int)
+        setattr(summary, field, {k: statistics.fmean(getattr(s, field)[k] for s in subtests
+                                                     if k in getattr(s, field)) for k in keys})
+    if len(subtests) > 1:
+        probs = stats.prob_best([(s.n_passed, s.n_runs) for s in subtests], seed=BOOTSTRAP_SEED)
+        for sub, prob in zip(subtests, probs):
+            sub.prob_best = prob
+        summary.subtests_separated = max(probs) >= SEPARATED
     return summary
 
 
@@ -209,15 +228,24 @@ def _add_uplifts(tiers: list[TierSummary]) -> None:
     if base is None:
         return
     compared = [t for t in tiers if t.tier != "T0" and t.n_runs]
-    uplifts = []
+    m = len(compared)
+    uplifts: list[UpliftSummary] = []
+    scores: list[float] = []
+    fishers: list[float] = []
     for tier in compared:
-        diff, (lo, hi), p = stats.fisher_exact_uplift(tier.n_passed, tier.n_runs,
-                                                      base.n_passed, base.n_runs)
-        tier.uplift_vs_t0 = UpliftSummary(diff=_finite(diff), ci=Interval(low=lo, high=hi), p_value=p)
+        counts = (tier.n_passed, tier.n_runs, base.n_passed, base.n_runs)
+        diff, (lo, hi), p = stats.fisher_exact_uplift(*counts)
+        slo, shi = stats.newcombe_interval(*counts, conf=1.0 - 0.05 / m)
+        p_score = stats.newcombe_p_value(*counts)
+        tier.uplift_vs_t0 = UpliftSummary(
+            diff=_finite(diff), ci=Interval(low=lo, high=hi), p_score=p_score,
+            ci_simultaneous=Interval(low=slo, high=shi), n_comparisons=m, p_value=p)
         uplifts.append(tier.uplift_vs_t0)
-    tested = [u for u in uplifts if u.p_value is not None]
-    for uplift, adjusted in zip(tested, stats.holm_adjust([u.p_value for u in tested if u.p_value is not None])):
-        uplift.p_holm = adjusted
+        scores.append(p_score)
+        fishers.append(p)
+    adjusted = stats.bonferroni_adjust(list(scores))
+    for uplift, p_adj, p_holm in zip(uplifts, adjusted, stats.holm_adjust(fishers)):
+        uplift.p_adjusted, uplift.p_holm = p_adj, p_holm
 
 
 def _exclusions(data: ExperimentData) -> Exclusions:
@@ -281,7 +309,9 @@ def _judges(results: list[RunResult]) -> tuple[list[JudgeSummary], JudgeAgreemen
         n_judges=len(judge_ids),
         n_items=sum(sum(v is not None for v in row) >= 2 for row in score_rows),
         krippendorff_alpha_interval=_finite(stats.krippendorff_alpha_interval(score_rows)),
-        pairwise_pass_agreement=_finite(stats.pairwise_agreement(pass_rows)))
+        pairwise_pass_agreement=_finite(stats.pairwise_agreement(pass_rows)),
+        krippendorff_alpha_pass=_finite(stats.krippendorff_alpha(
+            [[None if v is None else float(v) for v in row] for row in pass_rows], metric="nominal")))
     return summaries, agreement
 
 
@@ -322,6 +352,11 @@ def summarize_experiment(data: ExperimentData) -> ExperimentReport:
         wall_clock_seconds=_wall_clock(data), tiers=tiers, exclusions=exclusions,
         judges=judges, judge_agreement=agreement)
     report.pass_rate = report.n_passed / report.n_results if report.n_results else None
+    with_results = {t.tier for t in tiers}
+    report.tiers_without_results = [t for t in report.tiers_configured if t not in with_results]
+    report.flaky_subtests = [FlakySubtest(tier=t.tier, subtest=s.subtest, n_runs=s.n_runs,
+                                          n_passed=s.n_passed)
+                             for t in tiers for s in t.subtests if 0 < s.n_passed < s.n_runs]
     report.total_cost = report.result_cost + exclusions.excluded_cost
     report.total_duration = report.result_duration + exclusions.excluded_duration
     history = data.stats.get("judge_limiter_history")
@@ -331,8 +366,16 @@ def summarize_experiment(data: ExperimentData) -> ExperimentReport:
     else:
         report.judge_limiter_events = len(history) if isinstance(history, list) else None
     if tiers:
-        best = min(tiers, key=lambda t: (-(t.pass_rate or 0.0), _cop_key(t), t.tier))
+        probs = stats.prob_best([(t.n_passed, t.n_runs) for t in tiers], seed=BOOTSTRAP_SEED)
+        for tier, prob in zip(tiers, probs):
+            tier.prob_best = prob
+        ranked = sorted(tiers, key=lambda t: (-(t.prob_best or 0.0), _cop_key(t), t.tier))
+        best = ranked[0]
         report.best_tier, report.best_score = best.tier, best.score_mean
+        report.best_tier_prob = best.prob_best
+        if len(ranked) > 1:
+            report.best_tier_separated = (best.prob_best or 0.0) >= SEPARATED
+            report.best_tier_runner_up = ranked[1].tier
         frontier = min(tiers, key=lambda t: (_cop_key(t), t.tier))
         if math.isinf(_cop_key(frontier)):
             report.frontier_cop_infinite = True
@@ -379,7 +422,15 @@ def summarize_batch(batch_dir: Path,
             rate_limited_attempts=rep.exclusions.rate_limited_attempts,
             infrastructure_errors=rep.exclusions.infrastructure_errors,
             tiers={t.tier: BatchTierCell(n_runs=t.n_runs, n_passed=t.n_passed, pass_rate=t.pass_rate,
-                                         score_mean=t.score_mean) for t in rep.tiers}))
+                                         score_mean=t.score_mean) for t in rep.tiers},
+            best_tier_separated=rep.best_tier_separated,
+            tiers_without_results=list(rep.tiers_without_results),
+            flaky_subtests=[f"{f.tier}/{f.subtest}" for f in rep.flaky_subtests]))
+        if rep.flaky_subtests:
+            report.flaky_tests.append(FlakyTest(
+                test_id=rep.test_id or data.exp_dir.name,
+                flaky_subtests=[f"{f.tier}/{f.subtest}" for f in rep.flaky_subtests],
+                n_subtests=sum(s.n_runs >= 2 for t in rep.tiers for s in t.subtests)))
     for tier in tier_names:
         rows = [t for _, rep in experiments for t in rep.tiers if t.tier == tier and t.n_runs]
         n, k = sum(t.n_runs for t in rows), sum(t.n_passed for t in rows)
@@ -392,8 +443,89 @@ def summarize_batch(batch_dir: Path,
             mean_of_test_pass_rates=_mean([t.pass_rate for t in rows if t.pass_rate is not None]),
             cost_total=cost, cost_of_pass=_finite(cop),
             cost_of_pass_infinite=cop is not None and math.isinf(cop)))
+    report.uplift = batch_uplift(experiments)
     report.total_cost = sum(rep.total_cost for _, rep in experiments)
     report.total_duration = sum(rep.total_duration for _, rep in experiments)
     report.rate_limited_attempts = sum(r.rate_limited_attempts for r in report.tests)
     report.infrastructure_errors = sum(r.infrastructure_errors for r in report.tests)
     return report
+
+
+def _pass_flags(data: ExperimentData, tier: str) -> list[int]:
+    return [int(r.status == RunStatus.PASSED) for r in data.results if r.tier == tier]
+
+
+def batch_uplift(experiments: list[tuple[ExperimentData, ExperimentReport]],
+                 baseline: str = "T0") -> list[BatchUplift]:
+    """Each tier against the baseline across the batch's tests: paired by test (the headline), a
+    cluster bootstrap, a GEE logistic model and a CMH test. See BatchMethods for the texts."""
+    names = [rep.test_id or data.exp_dir.name for data, rep in experiments]
+    tiers = sorted({t.tier for _, rep in experiments for t in rep.tiers} - {baseline})
+    out: list[BatchUplift] = []
+    diffs_by_tier: dict[str, list[float]] = {}
+    for tier in tiers:
+        diffs: list[float] = []
+        tables: list[list[list[int]]] = []
+        y: list[int] = []
+        x: list[int] = []
+        groups: list[str] = []
+        diffs_by_tier[tier] = diffs
+        for name, (data, rep) in zip(names, experiments):
+            base, other = _pass_flags(data, baseline), _pass_flags(data, tier)
+            if not base or not other:
+                continue
+            diffs.append(sum(other) / len(other) - sum(base) / len(base))
+            tables.append([[sum(other), len(other) - sum(other)], [sum(base), len(base) - sum(base)]])
+            for flags, arm in ((base, 0), (other, 1)):
+                y += flags
+                x += [arm] * len(flags)
+                groups += [name] * len(flags)
+        row = BatchUplift(tier=tier, baseline=baseline, n_tests=len(diffs),
+                          tests_better=sum(d > 0 for d in diffs), tests_worse=sum(d < 0 for d in diffs),
+                          tests_equal=sum(d == 0 for d in diffs))
+        if not diffs:
+            row.note = f"no test has results in both {baseline} and {tier}"
+            out.append(row)
+            continue
+        paired = stats.paired_t(diffs)
+        row.mean_diff = paired.mean
+        if math.isnan(paired.p_value):
+            row.note = ("one test: no interval across tests" if len(diffs) < 2 else
+                        "every test shows the same difference: no spread to estimate an error from")
+        else:
+            row.ci = Interval(low=paired.ci[0], high=paired.ci[1])
+            row.p_value = paired.p_value
+        if len(diffs) >= MIN_TESTS_BOOTSTRAP:
+            lo, hi = stats.cluster_bootstrap_mean_ci(diffs, seed=BOOTSTRAP_SEED)
+            row.bootstrap_ci = Interval(low=lo, high=hi)
+        else:
+            row.bootstrap_note = f"needs at least {MIN_TESTS_BOOTSTRAP} tests, has {len(diffs)}"
+        if len(diffs) >= MIN_TESTS_MODEL:
+            est = stats.gee_logistic(y, x, groups)
+            row.gee = ModelSummary(
+                odds_ratio=_finite(est.odds_ratio),
+                odds_ratio_ci=Interval(low=_finite(est.odds_ratio_ci[0]), high=_finite(est.odds_ratio_ci[1])),
+                diff=_finite(est.diff), diff_ci=Interval(low=_finite(est.diff_ci[0]), high=_finite(est.diff_ci[1])),
+                p_value=_finite(est.p_value), note=est.note)
+        else:
+            row.gee = ModelSummary(note=f"needs at least {MIN_TESTS_MODEL} tests, has {len(diffs)}")
+        cmh = stats.cmh_test(tables)
+        row.cmh = CMHSummary(
+            n_strata=cmh.n_strata, statistic=_finite(cmh.statistic), p_value=_finite(cmh.p_value),
+            mh_odds_ratio=_finite(cmh.odds_ratio),
+            mh_odds_ratio_infinite=math.isinf(cmh.odds_ratio),
+            mh_odds_ratio_ci=Interval(low=_finite(cmh.odds_ratio_ci[0]), high=_finite(cmh.odds_ratio_ci[1])),
+            note=None if not math.isnan(cmh.p_value) else "no test with both passes and failures")
+        out.append(row)
+    m = sum(r.p_value is not None for r in out)
+    for row, p_adj in zip(out, stats.bonferroni_adjust([r.p_value for r in out])):
+        row.p_adjusted, row.n_comparisons = p_adj, m
+        if p_adj is not None:
+            lo, hi = stats.paired_t(diffs_by_tier[row.tier], conf=1.0 - 0.05 / m).ci
+            row.ci_simultaneous = Interval(low=lo, high=hi)
+    for key in ("gee", "cmh"):
+        present = [r for r in out if getattr(r, key).p_value is not None]
+        for row, p_holm in zip(present, stats.holm_adjust([getattr(r, key).p_value for r in present])):
+            getattr(row, key).p_holm = p_holm
+    return out
+

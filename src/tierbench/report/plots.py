@@ -129,6 +129,27 @@ def batch_pass_rate_plot(report: BatchReport) -> bytes:
     pooled = report.pooled
     _bars_with_ci(ax, [f"{p.tier}\n{p.name}" for p in pooled], [p.pass_rate for p in pooled],
                   [p.pass_rate_ci for p in pooled], [f"{p.n_passed}/{p.n_runs}" for p in pooled])
-    ax.set_title("Pooled pass rate by tier across tests (Wilson 95% CI)")
+    ax.set_title("Pooled pass rate by tier across tests, descriptive (Wilson 95% CI)")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def batch_uplift_plot(report: BatchReport) -> bytes:
+    """The batch headline as a forest plot: mean per-test uplift over T0 per tier, with the 95%
+    t-interval (thick) and the Bonferroni-simultaneous interval (thin)."""
+    fig = Figure(figsize=(7, 0.5 + 0.45 * max(1, len(report.uplift))))
+    ax = fig.add_subplot()
+    rows = [u for u in report.uplift if u.mean_diff is not None]
+    for y, row in enumerate(reversed(rows)):
+        for ci, color, width in ((row.ci_simultaneous, "grey", 1), (row.ci, _COLOR, 4)):
+            if ci.low is not None and ci.high is not None:
+                ax.hlines(y, ci.low, ci.high, color=color, linewidth=width)
+        ax.plot([row.mean_diff or 0.0], [y], "o", color=_FRONTIER, zorder=3)
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_yticks(range(len(rows)), [f"{u.tier} ({u.n_tests} tests)" for u in reversed(rows)])
+    ax.set_xlim(-1.0, 1.0)
+    ax.set_xlabel("pass rate minus T0's, mean over tests")
+    ax.set_title("Uplift vs T0 paired by test (95% CI thick, simultaneous thin)", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return _png(fig)

@@ -12,6 +12,7 @@ writable only the worktree (with its git metadata), the agent home and the priva
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
@@ -70,8 +71,10 @@ def execute_run(req: RunRequest) -> RunResult:
     private = layout.private_dir(key)
     confinement: _Confinement | None = None
     try:
+        atomic_write_json(layout.run_config(key), resolved_config_record(req.subtest))
         create_worktree(layout.repo, workspace, req.base_commit)
-        base = commit_subtest_files(workspace, req.subtest.files, f"{key.tier}/{key.subtest}")
+        base = commit_subtest_files(workspace, req.subtest.files, f"{key.tier}/{key.subtest}",
+                                    req.subtest.executable)
         confinement = _confine(req, workspace, create_private_space(private))
         req.isolation = confinement.isolation
         agent_dir = layout.agent_dir(key)
@@ -122,10 +125,29 @@ def execute_run(req: RunRequest) -> RunResult:
                 pass  # `check` reports stale worktrees; a failed cleanup must not lose the result
 
 
+def resolved_config_record(sub: Subtest) -> dict:
+    """The run's config.json: the fully resolved subtest and where each piece came from. File
+    contents are summarised (sha256, lines); the contents themselves are in the test snapshot."""
+    record = sub.model_dump(mode="json", exclude={"files", "provenance", "resources"})
+    record["files"] = {rel: {"sha256": hashlib.sha256(text.encode()).hexdigest(), "lines": len(text.splitlines()),
+                             "from": sub.provenance.get(f"files/{rel}", "")}
+                       for rel, text in sorted(sub.files.items())}
+    record["resources"] = sub.resources.model_dump(mode="json", exclude_defaults=True) if sub.resources else None
+    record["provenance"] = dict(sorted(sub.provenance.items()))
+    record["config_size"] = sub.config_size().model_dump()
+    return record
+
+
 def _confine(req: RunRequest, workspace: Path, space: PrivateSpace) -> _Confinement:
     choice = req.sandbox
     network = req.subtest.network or req.test.spec.network or "shared"
     env, carried = agent_env(dict(os.environ), space)
+    # Variables the subtest's MCP servers name (`${NAME}`) are carried by name; their values reach
+    # only the agent's environment, never a file (the server config keeps the names).
+    for name in sorted({ref for server in req.subtest.mcp_servers.values() for ref in server.env_refs()}):
+        if name in os.environ and name not in env:
+            env[name] = os.environ[name]
+            carried.append(name)
     if choice is not None and choice.kind == "bwrap":
         writable = [workspace, space.home, *_git_dirs(workspace)]
         policy = SandboxPolicy(kind="bwrap", bwrap=choice.bwrap, writable=tuple(writable),
@@ -181,7 +203,7 @@ def _judge(req: RunRequest, workspace: Path, diff: str, confinement: _Confinemen
         judge_dir.mkdir(parents=True, exist_ok=True)
         ctx = JudgeContext(key=req.key, workspace=workspace, judge_dir=judge_dir, judge_id=f"judge_{index:02d}",
                            task_prompt=req.test.prompt, rubric=req.test.rubric, diff=diff,
-                           command_results=checks, registry=req.registry)
+                           command_results=checks, registry=req.registry, criteria=req.test.criteria)
         started = time.monotonic()
         try:
             judgment = judge.judge(ctx)
@@ -225,7 +247,8 @@ def _result(req: RunRequest, status: RunStatus, outcome: AgentOutcome, started_a
         duration_seconds=time.monotonic() - clock, agent_duration_seconds=outcome.duration_seconds,
         judge_duration_seconds=judge_seconds, judges=judgments, error=error, rate_limit=outcome.rate_limit,
         agent=req.subtest.agent or req.config.agent, model=req.subtest.model or req.config.model,
-        isolation=req.isolation, started_at=started_at, finished_at=datetime.now(timezone.utc),
+        config_size=req.subtest.config_size(), isolation=req.isolation, started_at=started_at,
+        finished_at=datetime.now(timezone.utc),
     )
 
 

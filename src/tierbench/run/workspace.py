@@ -113,12 +113,16 @@ def remove_worktree(repo: Path, workspace: Path) -> None:
         git("worktree", "prune", cwd=repo, check=False)
 
 
-def commit_subtest_files(workspace: Path, files: dict[str, str], label: str) -> str:
-    """Write the subtest's files and commit them; returns the commit the agent's diff starts from."""
+def commit_subtest_files(workspace: Path, files: dict[str, str], label: str,
+                         executable: list[str] | tuple[str, ...] = ()) -> str:
+    """Write the subtest's files and commit them; returns the commit the agent's diff starts from.
+    Files listed in `executable` (scripts from the resource library) are made executable."""
     for rel, content in files.items():
         target = workspace / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content, encoding="utf-8")
+        if rel in executable:
+            target.chmod(target.stat().st_mode | 0o111)
     if files:
         git("add", "-A", cwd=workspace)
         git("commit", "-q", "--allow-empty", "-m", f"tierbench: subtest files for {label}", cwd=workspace)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Any, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -53,6 +53,15 @@ class Checkpoint(BaseModel):
     total_pause_seconds: float = 0.0
     rate_limited_attempts: int = 0
     error_attempts: int = 0
+    # --budget-usd (execute/budget.py). Costs of finished attempts are in their run_result.json
+    # files; what only the journal knows is the money committed to runs in flight and the money
+    # lost with runs that died with their process (settled at their forecast).
+    budget_usd: float | None = None
+    budget_history: list[dict[str, Any]] = Field(default_factory=list)  # {at, usd, previous}
+    budget_scope: str | None = None  # a batch's results dir when the budget covers all its tests
+    spent_usd: float = 0.0  # finished attempts plus settled commitments, while a budget is in force
+    budget_commitments: dict[str, float] = Field(default_factory=dict)  # "T0/00/1" -> expected USD
+    unrecorded_spend_usd: float = 0.0  # settled commitments of runs that died with their process
     pid: int | None = None  # the coordinator's PID while it runs; None after a clean close
     journal_offset: int = 0  # journal.jsonl size when this snapshot was taken
     journal_seq: int = 0  # seq of the last journal event included in this snapshot

@@ -26,6 +26,13 @@ Every line is one JSON object with these common fields:
                                                             marker (see tierbench/reaper.py)
     reap                pids, reason                        processes an earlier coordinator left, killed
                                                             at start before any run was relaunched
+    budget              usd (null: none), scope             the --budget-usd in force changed; scope: the
+                                                            batch results dir it covers (or null)
+    commit              tier, subtest, run, usd             a run launched under a budget, expected cost
+    spend               tier, subtest, run, usd             a finished attempt's cost; ends its commit
+    settle              tier, subtest, run, usd             a commit left open by a dead process,
+                                                            counted as spent (the run's money is gone)
+    spent               usd                                 spent recomputed from the files at start
 
 `run` is the subtest-relative run number as an int (1, not "run_01"). Unknown event types are
 ignored on replay, so an older tierbench can read a newer journal.
@@ -228,11 +235,28 @@ def apply_event(cp: Checkpoint, event: dict[str, Any]) -> None:
             cp.set_completed(event["tier"], event["subtest"], int(event["run"]), event["status"])
         elif event["action"] == "drop":
             cp.drop_completed(event["tier"], event["subtest"], int(event["run"]))
+    elif kind == "budget":
+        cp.budget_history.append({"at": event.get("at"), "usd": event.get("usd"), "previous": cp.budget_usd})
+        cp.budget_usd = None if event.get("usd") is None else float(event["usd"])
+        cp.budget_scope = event.get("scope")
+    elif kind == "commit":
+        cp.budget_commitments[_key(event)] = float(event["usd"])
+    elif kind in ("spend", "settle"):
+        cp.budget_commitments.pop(_key(event), None)
+        cp.spent_usd += float(event["usd"])
+        if kind == "settle":
+            cp.unrecorded_spend_usd += float(event["usd"])
+    elif kind == "spent":
+        cp.spent_usd = float(event["usd"])
     elif kind == "open":
         # Lets a replay from nothing (checkpoint lost) recover which experiment this is.
         cp.experiment_id = event.get("experiment_id") or cp.experiment_id
         cp.config_hash = event.get("config_hash") or cp.config_hash
     # "repair", "launch", "reap" and unknown types carry no state.
+
+
+def _key(event: dict[str, Any]) -> str:
+    return f"{event['tier']}/{event['subtest']}/{int(event['run'])}"
 
 
 def replay(cp: Checkpoint, path: Path, end: int, notes: list[str]) -> int:

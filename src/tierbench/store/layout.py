@@ -87,6 +87,10 @@ class ExperimentLayout:
     def run_result(self, key: RunKey) -> Path:
         return self.run_dir(key) / RUN_RESULT_NAME
 
+    def run_config(self, key: RunKey) -> Path:
+        """The resolved configuration of the run's subtest, with provenance (written by run/attempt)."""
+        return self.run_dir(key) / "config.json"
+
     def agent_dir(self, key: RunKey) -> Path:
         return self.run_dir(key) / "agent"
 

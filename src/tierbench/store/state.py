@@ -226,6 +226,10 @@ class StateStore:
     def run_results(self, keys: Iterable[RunKey]) -> list[RunResult]:
         return results.read_run_results(self.layout, keys)
 
+    def attempts(self, key: RunKey) -> list[RunResult]:
+        """The archived non-result attempts of a run (their cost counts against a budget)."""
+        return results.read_attempts(self.layout, key)
+
     def best_subtest(self, tier: str) -> BestSubtest | None:
         return results.read_best_subtest(self.layout, tier)
 
@@ -242,9 +246,10 @@ class StateStore:
             raise StoreWriteError("write stats.json", self.layout.stats_file, exc) from exc
 
     # -- recording ---------------------------------------------------------------------------
-    def record_run(self, key: RunKey, status: RunStatus | str) -> None:
+    def record_run(self, key: RunKey, status: RunStatus | str, cost_usd: float | None = None) -> None:
         """Record a result durably (one journal append + fsync). Recording the same result again is a
-        no-op; a different result for a recorded run is refused, since that would mean it ran twice."""
+        no-op; a different result for a recorded run is refused, since that would mean it ran twice.
+        With `cost_usd` (a budget is in force) its spend is recorded in the same write."""
         status = RunStatus(status)
         if not status.is_result:
             raise ValueError(f"record_run takes passed/failed, not {status.value}; use record_attempt")
@@ -255,16 +260,16 @@ class StateStore:
             raise ValueError(f"{key} is already recorded as {recorded.value}; refusing to record "
                              f"{status.value} (a run must never be counted twice)")
         self._keys.setdefault((key.tier, key.subtest, key.run), key)
-        self._append([("run", {**_key_fields(key), "status": status.value})],
+        self._append([("run", {**_key_fields(key), "status": status.value})] + _spend(key, cost_usd),
                      consequence=f"{key} was not recorded, but its run_result.json is adopted on resume.")
         self._maybe_snapshot()
 
-    def record_attempt(self, key: RunKey, status: RunStatus | str) -> None:
+    def record_attempt(self, key: RunKey, status: RunStatus | str, cost_usd: float | None = None) -> None:
         """Count a non-result attempt (rate_limited, error, interrupted); the run stays pending."""
         status = RunStatus(status)
         if status.is_result:
             raise ValueError(f"record_attempt takes non-result statuses, not {status.value}; use record_run")
-        self._append([("attempt", {**_key_fields(key), "status": status.value})])
+        self._append([("attempt", {**_key_fields(key), "status": status.value})] + _spend(key, cost_usd))
         self._maybe_snapshot()
 
     @property
@@ -280,6 +285,34 @@ class StateStore:
     def record_reap(self, pids: list[int], reason: str) -> None:
         """Processes left by an earlier coordinator of this experiment, killed before any relaunch."""
         self._append([("reap", {"pids": list(pids), "reason": reason})])
+
+    # -- budget (execute/budget.py) ------------------------------------------------------------
+    def set_budget(self, usd: float | None, scope: str | None = None) -> None:
+        """The --budget-usd in force (and the batch dir it covers); a change is kept in
+        `budget_history`."""
+        if usd == self._cp.budget_usd and scope == self._cp.budget_scope:
+            return
+        self._append([("budget", {"usd": usd, "scope": scope})])
+        self.snapshot()
+
+    def set_spent(self, usd: float) -> None:
+        """Spent as recomputed from the files (and settled commitments) when a budgeted run starts."""
+        self._append([("spent", {"usd": float(usd)})])
+
+    def commit_budget(self, key: RunKey, usd: float) -> None:
+        """A run is launching under the budget with this expected cost (durable before it starts)."""
+        self._append([("commit", {**_key_fields(key), "usd": float(usd)})])
+        self._maybe_snapshot()
+
+    def record_spend(self, key: RunKey, usd: float) -> None:
+        """The cost of a finished attempt that is recorded no other way (e.g. interrupted)."""
+        self._append(_spend(key, usd))
+        self._maybe_snapshot()
+
+    def settle_commitment(self, key_text: str, usd: float) -> None:
+        """Close a commitment left open by a process that died: its money counts as spent."""
+        tier, subtest, run = key_text.split("/")
+        self._append([("settle", {"tier": tier, "subtest": subtest, "run": int(run), "usd": float(usd)})])
 
     def set_status(self, status: ExperimentStatus) -> None:
         try:
@@ -409,6 +442,10 @@ def _first_event_time(path: Path) -> datetime | None:
         except (KeyError, TypeError, ValueError):
             return None
     return None
+
+
+def _spend(key: RunKey, cost_usd: float | None) -> list[tuple[str, dict[str, Any]]]:
+    return [] if cost_usd is None else [("spend", {**_key_fields(key), "usd": float(cost_usd)})]
 
 
 def _key_fields(key: RunKey) -> dict[str, Any]:
