@@ -16,17 +16,19 @@ AIDER_VERSION := 0.86.2
 MINI_SWE_AGENT_VERSION := 2.4.6
 MCP_VERSION := 2.3.0
 
-.PHONY: install dev claude-code agents demo test typecheck clean
+.PHONY: install dev claude-code agents browser vendor-htmx demo test typecheck clean
+# htmx is vendored into the viewer (the browser may have no network); `make vendor-htmx` refreshes it.
+HTMX_VERSION := 2.0.11
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -e '.[view]'
 
 dev: $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev,ray]'
+	$(BIN)/python -m pip install -q -e '.[dev,view,ray]'
 
 # Installs the pinned CLI when npm exists; without npm the e2e tests skip with a visible reason.
 claude-code:
@@ -64,10 +66,27 @@ agents:
 	$(call venv_agent,mini-swe-agent,mini-swe-agent==$(MINI_SWE_AGENT_VERSION) mcp==$(MCP_VERSION))
 	$(call venv_agent,aider,aider-chat==$(AIDER_VERSION))
 
+# The viewer's browser tests drive Debian's Chromium through Playwright (Playwright's own browser
+# download cannot work offline). Without chromium and without root apt-get they skip, saying why.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium (Debian) for the viewer's browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "no /usr/bin/chromium and no root apt-get: the viewer's browser tests will be skipped"; fi; \
+	fi
+
+vendor-htmx:
+	@tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent htmx.org@$(HTMX_VERSION) >/dev/null && \
+	  tar xzf htmx.org-$(HTMX_VERSION).tgz && \
+	  cp package/dist/htmx.min.js $(CURDIR)/src/tierbench/view/static/htmx.min.js && \
+	  cp package/LICENSE $(CURDIR)/src/tierbench/view/static/htmx.LICENSE && rm -rf $$tmp && \
+	  echo "vendored htmx $(HTMX_VERSION)"
+
 demo: install
 	$(BIN)/tierbench batch examples/tests --results-dir $(DEMO_RESULTS) --agent demo --threads 2
 
-test: dev claude-code agents typecheck
+test: dev claude-code agents browser typecheck
 	TIERBENCH_CLAUDE_BIN="$(abspath $(CLAUDE_BIN))" $(BIN)/python -m pytest -q -p no:cacheprovider
 
 # mypy over src/ (settings in pyproject.toml); part of `make test`.

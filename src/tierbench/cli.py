@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("--tests", nargs="+", default=None, metavar="TEST", help="only these test-NNN")
     importer.add_argument("--judge", default="anthropic:claude-sonnet-4-6",
                           help="the judge the imported tests name (default %(default)s)")
+
+    from tierbench.view.command import add_view_parser
+
+    add_view_parser(sub)
     return parser
 
 
@@ -115,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
             from tierbench.batch.command import cmd_batch
 
             return cmd_batch(args, given_options(args))
+        if args.command == "view":
+            from tierbench.view.command import cmd_view
+
+            return cmd_view(args)
     except TierbenchError as exc:  # the one place a user-facing error becomes a message and exit 1
         print_error(str(exc))
         return EXIT_ERROR

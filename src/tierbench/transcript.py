@@ -92,6 +92,11 @@ def run_transcript(agent_dir: Path, agent: str) -> list[TranscriptEntry]:
     return read_transcript(Path(agent_dir) / TRANSCRIPT_NAME, fmt)
 
 
+def agent_format(agent: str) -> str | None:
+    """The transcript format registered for an agent, None when it has no reader (the viewer)."""
+    return _AGENT_FORMATS.get(agent)
+
+
 def known_formats() -> list[str]:
     return sorted(_READERS)
 
