@@ -67,7 +67,7 @@ def _start_cli(cluster: LocalRayCluster, *args: object) -> subprocess.Popen[str]
 
 def _run_args(test_dir: Path, results: Path, cluster: LocalRayCluster, *agent: str, runs: int = 2) -> list[object]:
     return ["run", test_dir, "--results-dir", results, "--runs", runs, "--parallel", 4, "--executor", "ray",
-            "--ray-address", cluster.address, "--no-preflight", "--no-report", *agent]
+            "--ray-address", cluster.address, "--no-preflight", "--no-report", "--sandbox", "none", *agent]
 
 
 def _plan(tiers=("T0", "T1"), subtests=2, runs=2) -> set[str]:
@@ -233,7 +233,7 @@ def test_a_rate_limit_on_one_node_closes_the_gate_for_the_cluster(tmp_path, clus
     exp = results / "calc"
     proc = _cli(cluster, "run", test_dir, "--results-dir", results, "--runs", 6, "--parallel", 6,
                 "--executor", "ray", "--ray-address", cluster.address, "--no-preflight", "--no-report",
-                "--on-rate-limit", "exit", "--agent", "command", "--agent-opt", f"cmd={sys.executable} {script} {calls}")
+                "--on-rate-limit", "exit", "--sandbox", "none", "--agent", "command", "--agent-opt", f"cmd={sys.executable} {script} {calls}")
     assert proc.returncode == 2, proc.stderr[-4000:]
     assert "Rate limited until" in proc.stderr
     started = len(calls.read_text().splitlines())
