@@ -208,3 +208,24 @@ def test_cli_errors_are_one_line_and_exit_1(tmp_path):
     assert not (root / "site").exists()
     bad_port = run_cli("view", root, "--port", "70000")
     assert bad_port.returncode == 1 and "port" in bad_port.stderr
+
+
+def test_every_agents_transcript_reader_is_known_to_the_viewer():
+    """The viewer never imports an adapter, yet a Codex run's transcript must show as tool calls, not
+    raw JSON: checked in a fresh interpreter, where nothing else has registered the readers."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import json\n"
+        "from tierbench.view import transcript as tr\n"
+        "from tierbench.transcript import agent_format\n"
+        "formats = {a: agent_format(a) for a in ('codex', 'gemini', 'opencode', 'aider', 'mini-swe-agent')}\n"
+        "event = {'type': 'item.completed', 'item': {'id': 'i1', 'type': 'command_execution',\n"
+        "         'command': 'ls', 'aggregated_output': 'a.py', 'exit_code': 0, 'status': 'completed'}}\n"
+        "kinds = [e.kind for e in tr.entries(1, json.dumps(event).encode(), formats['codex'], set())]\n"
+        "print(json.dumps({'formats': formats, 'kinds': kinds}))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    seen = json.loads(out.stdout)
+    assert all(seen["formats"].values()), seen["formats"]
+    assert "tool_call" in seen["kinds"] and "raw" not in seen["kinds"], seen["kinds"]

@@ -24,6 +24,11 @@ from typing import Any
 import numpy as np
 
 from tierbench import transcript as agent_transcripts
+from tierbench.agents import transcripts as agent_readers
+
+# The adapters register their readers when they write a transcript; the viewer runs no adapter,
+# so it registers every agent's reader itself (idempotent).
+agent_readers.register()
 
 PAGE_LINES = 100  # lines per page
 BLOCK_CAP = 32 * 1024  # characters of one text block, tool input or output shown inline
