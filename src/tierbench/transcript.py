@@ -107,8 +107,13 @@ def read_events(path: Path) -> list[dict[str, Any]]:
         raw = Path(path).read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return []
+    return jsonl_objects(raw)
+
+
+def jsonl_objects(text: str) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL stream, in order, skipping anything else (banners, warnings)."""
     events = []
-    for line in raw.splitlines():
+    for line in text.splitlines():
         line = line.strip()
         if not line.startswith("{"):
             continue

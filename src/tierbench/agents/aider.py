@@ -41,8 +41,7 @@ from tierbench.agents import cli_base
 from tierbench.agents.base import AgentContext
 from tierbench.agents.cli_base import CliSpec
 from tierbench.agents.prices import settle_cost
-from tierbench.models import AgentOutcome, RateLimitInfo, TokenStats
-from tierbench.process import ProcessRegistry
+from tierbench.models import AgentOutcome, TokenStats
 from tierbench.store.atomic import atomic_write_text
 
 SPEC = CliSpec(agent="aider", command="aider", tools_path="aider/bin/aider",
@@ -113,27 +112,22 @@ def parse_analytics(events: list[dict[str, Any]]) -> tuple[TokenStats, float, in
     return tokens, cost, sends
 
 
-class AiderAgent:
+class AiderAgent(cli_base.CliAgent):
     name = "aider"
+    spec = SPEC
+
+    extra_options = ("edit_format",)
 
     def validate_options(self, options: dict[str, str]) -> None:
-        cli_base.validate_common(SPEC, options, extra=("edit_format",))
+        super().validate_options(options)
         if "max_retries" in options:
             raise ValueError("aider has no retry setting (it retries for about a minute); drop max_retries. "
                              "The run timeout bounds it")
 
-    def preflight(self, options: dict[str, str], model: str | None, registry: ProcessRegistry,
-                  work_dir: Path) -> RateLimitInfo | None:
-        return None
-
     def run(self, ctx: AgentContext) -> AgentOutcome:
-        try:
-            self.validate_options(ctx.options)
-            prompt = ctx.prompt_file.read_text(encoding="utf-8")
-        except (ValueError, OSError) as exc:
-            return AgentOutcome(infra_error=str(exc))
-        if (missing := cli_base.missing_key(SPEC, ctx.options, ctx.base_env)) is not None:
-            return missing
+        prompt = self.prompt_or_failure(ctx)
+        if isinstance(prompt, AgentOutcome):
+            return prompt
         tags_existed = (ctx.workspace / TAGS_CACHE).exists()
         with cli_base.agent_home(ctx) as home:
             if (text := cli_base.instructions(ctx, None)) is not None:

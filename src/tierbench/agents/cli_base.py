@@ -32,10 +32,11 @@ from tierbench.agents.base import AgentContext
 from tierbench.agents.command import outcome_from_process, read_log, write_command_record
 from tierbench.agents.features import INSTRUCTION_FILES
 from tierbench.agents.prices import PRICES_OPTION, validate_prices_option
-from tierbench.models import AgentOutcome, ToolUsage
-from tierbench.process import ProcessOutcome, run_process
+from tierbench.models import AgentOutcome, RateLimitInfo, ToolUsage
+from tierbench.process import ProcessOutcome, ProcessRegistry, run_process
 from tierbench.store.atomic import atomic_write_text
 from tierbench.transcript import TRANSCRIPT_NAME, count_usage, run_transcript
+from tierbench.transcript import jsonl_objects as jsonl_events  # the one JSONL reader, for the adapters
 
 TOOLS_DIR = Path(__file__).resolve().parents[3] / ".tools"  # the checkout's .tools/ (make agents)
 COMMON_OPTIONS = ("bin", "base_url", "key_env", "max_retries", PRICES_OPTION)
@@ -191,22 +192,6 @@ def not_found(spec: CliSpec, binary: str, argv: list[str]) -> AgentOutcome:
     return AgentOutcome(command=argv, infra_error=f"{spec.agent} binary not found: {binary}; {spec.install_hint}")
 
 
-def jsonl_events(text: str) -> list[dict[str, Any]]:
-    """The JSON objects of a JSONL stream, skipping anything else (banners, warnings)."""
-    events = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            events.append(value)
-    return events
-
-
 def write_transcript(ctx: AgentContext, agent: str, entries: list[dict[str, Any]]) -> ToolUsage:
     """agent/transcript.jsonl: the agent's own events, one JSON object a line, as it produced them;
     returns what the agent used, counted from it by the shared rules (tierbench.transcript)."""
@@ -250,3 +235,33 @@ def read_text(path: Path) -> str:
 
 def logs(ctx: AgentContext) -> tuple[str, str]:
     return read_log(ctx.agent_dir / "stdout.log"), read_log(ctx.agent_dir / "stderr.log")
+
+
+class CliAgent:
+    """What the five CLI adapters share: option checks, no preflight probe, and the checks every run
+    makes before it starts. A subclass sets `name` and `spec` and writes its own `run`."""
+
+    name: str
+    spec: CliSpec
+    extra_options: tuple[str, ...] = ()  # agent-specific --agent-opt keys beyond the common ones
+
+    def needs_key(self, ctx: AgentContext) -> bool:
+        return True
+
+    def validate_options(self, options: dict[str, str]) -> None:
+        validate_common(self.spec, options, extra=self.extra_options)
+
+    def preflight(self, options: dict[str, str], model: str | None, registry: ProcessRegistry,
+                  work_dir: Path) -> RateLimitInfo | None:
+        return None  # no free probe: every request to these agents spends tokens
+
+    def prompt_or_failure(self, ctx: AgentContext) -> str | AgentOutcome:
+        """The task prompt, or the infrastructure error that stops the run before any process starts
+        (a bad option, an unreadable prompt, a missing API key)."""
+        try:
+            self.validate_options(ctx.options)
+            prompt = ctx.prompt_file.read_text(encoding="utf-8")
+        except (ValueError, OSError) as exc:
+            return AgentOutcome(infra_error=str(exc))
+        missing = missing_key(self.spec, ctx.options, ctx.base_env) if self.needs_key(ctx) else None
+        return missing if missing is not None else prompt

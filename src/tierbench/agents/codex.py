@@ -38,8 +38,7 @@ from tierbench.agents import cli_base
 from tierbench.agents.base import AgentContext
 from tierbench.agents.cli_base import CliSpec
 from tierbench.agents.prices import settle_cost
-from tierbench.models import AgentOutcome, RateLimitInfo, TokenStats
-from tierbench.process import ProcessRegistry
+from tierbench.models import AgentOutcome, TokenStats
 from tierbench.store.atomic import atomic_write_text
 
 SPEC = CliSpec(agent="codex", command="codex", tools_path="codex/node_modules/.bin/codex",
@@ -101,24 +100,14 @@ def parse_events(events: list[dict[str, Any]]) -> tuple[TokenStats, str, str | N
     return tokens, final, failed
 
 
-class CodexAgent:
+class CodexAgent(cli_base.CliAgent):
     name = "codex"
-
-    def validate_options(self, options: dict[str, str]) -> None:
-        cli_base.validate_common(SPEC, options)
-
-    def preflight(self, options: dict[str, str], model: str | None, registry: ProcessRegistry,
-                  work_dir: Path) -> RateLimitInfo | None:
-        return None  # no free probe: every request spends tokens
+    spec = SPEC
 
     def run(self, ctx: AgentContext) -> AgentOutcome:
-        try:
-            self.validate_options(ctx.options)
-            prompt = ctx.prompt_file.read_text(encoding="utf-8")
-        except (ValueError, OSError) as exc:
-            return AgentOutcome(infra_error=str(exc))
-        if (missing := cli_base.missing_key(SPEC, ctx.options, ctx.base_env)) is not None:
-            return missing
+        prompt = self.prompt_or_failure(ctx)
+        if isinstance(prompt, AgentOutcome):
+            return prompt
         base_url = ctx.options.get("base_url") or ctx.base_env.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         with cli_base.agent_home(ctx) as home:
             codex_home = home / ".codex"

@@ -37,8 +37,7 @@ from tierbench.agents import cli_base
 from tierbench.agents.base import AgentContext
 from tierbench.agents.cli_base import CliSpec
 from tierbench.agents.prices import settle_cost
-from tierbench.models import AgentOutcome, RateLimitInfo, TokenStats
-from tierbench.process import ProcessRegistry
+from tierbench.models import AgentOutcome, TokenStats
 from tierbench.store.atomic import atomic_write_text
 
 SPEC = CliSpec(agent="gemini", command="gemini", tools_path="gemini/node_modules/.bin/gemini",
@@ -116,24 +115,14 @@ def session_thoughts(home: Path) -> int:
     return sum(by_id.values())
 
 
-class GeminiAgent:
+class GeminiAgent(cli_base.CliAgent):
     name = "gemini"
-
-    def validate_options(self, options: dict[str, str]) -> None:
-        cli_base.validate_common(SPEC, options)
-
-    def preflight(self, options: dict[str, str], model: str | None, registry: ProcessRegistry,
-                  work_dir: Path) -> RateLimitInfo | None:
-        return None
+    spec = SPEC
 
     def run(self, ctx: AgentContext) -> AgentOutcome:
-        try:
-            self.validate_options(ctx.options)
-            prompt = ctx.prompt_file.read_text(encoding="utf-8")
-        except (ValueError, OSError) as exc:
-            return AgentOutcome(infra_error=str(exc))
-        if (missing := cli_base.missing_key(SPEC, ctx.options, ctx.base_env)) is not None:
-            return missing
+        prompt = self.prompt_or_failure(ctx)
+        if isinstance(prompt, AgentOutcome):
+            return prompt
         with cli_base.agent_home(ctx) as home:
             gemini_dir = home / ".gemini"
             gemini_dir.mkdir(parents=True, exist_ok=True)

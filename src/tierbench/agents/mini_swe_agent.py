@@ -37,8 +37,7 @@ from tierbench.agents import cli_base
 from tierbench.agents.base import AgentContext
 from tierbench.agents.cli_base import CliSpec
 from tierbench.agents.prices import settle_cost
-from tierbench.models import AgentOutcome, RateLimitInfo, TokenStats
-from tierbench.process import ProcessRegistry
+from tierbench.models import AgentOutcome, TokenStats
 from tierbench.store.atomic import atomic_write_text
 
 SPEC = CliSpec(agent="mini-swe-agent", command="mini", tools_path="mini-swe-agent/bin/mini",
@@ -107,24 +106,14 @@ def parse_trajectory(traj: dict[str, Any]) -> tuple[TokenStats, int, float, str,
     return tokens, calls, float(stats.get("instance_cost") or 0.0), str(info.get("exit_status") or ""), exit_message
 
 
-class MiniSweAgent:
+class MiniSweAgent(cli_base.CliAgent):
     name = "mini-swe-agent"
-
-    def validate_options(self, options: dict[str, str]) -> None:
-        cli_base.validate_common(SPEC, options)
-
-    def preflight(self, options: dict[str, str], model: str | None, registry: ProcessRegistry,
-                  work_dir: Path) -> RateLimitInfo | None:
-        return None
+    spec = SPEC
 
     def run(self, ctx: AgentContext) -> AgentOutcome:
-        try:
-            self.validate_options(ctx.options)
-            prompt = ctx.prompt_file.read_text(encoding="utf-8")
-        except (ValueError, OSError) as exc:
-            return AgentOutcome(infra_error=str(exc))
-        if (missing := cli_base.missing_key(SPEC, ctx.options, ctx.base_env)) is not None:
-            return missing
+        prompt = self.prompt_or_failure(ctx)
+        if isinstance(prompt, AgentOutcome):
+            return prompt
         with cli_base.agent_home(ctx) as home:
             atomic_write_text(home / "tierbench.yaml", yaml.safe_dump(config(ctx), sort_keys=False))
             argv, overrides = build_command(ctx, home, prompt)

@@ -41,8 +41,7 @@ from tierbench.agents import cli_base
 from tierbench.agents.base import AgentContext
 from tierbench.agents.cli_base import CliSpec
 from tierbench.agents.prices import settle_cost
-from tierbench.models import AgentOutcome, RateLimitInfo, TokenStats
-from tierbench.process import ProcessRegistry
+from tierbench.models import AgentOutcome, TokenStats
 from tierbench.store.atomic import atomic_write_text
 
 SPEC = CliSpec(agent="opencode", command="opencode", tools_path="opencode/node_modules/.bin/opencode",
@@ -127,27 +126,23 @@ def parse_events(events: list[dict[str, Any]]) -> tuple[TokenStats, int, float, 
     return tokens, steps, cost, text, error
 
 
-class OpenCodeAgent:
+class OpenCodeAgent(cli_base.CliAgent):
     name = "opencode"
+    spec = SPEC
+
+    def needs_key(self, ctx: AgentContext) -> bool:
+        return bool(_base_url(ctx))  # only the provider tierbench configures (a base URL) reads our key variable
 
     def validate_options(self, options: dict[str, str]) -> None:
-        cli_base.validate_common(SPEC, options)
+        super().validate_options(options)
         if "max_retries" in options:
             raise ValueError("opencode has no retry setting (its retries are hard-coded); drop max_retries. "
                              "The run timeout bounds it")
 
-    def preflight(self, options: dict[str, str], model: str | None, registry: ProcessRegistry,
-                  work_dir: Path) -> RateLimitInfo | None:
-        return None
-
     def run(self, ctx: AgentContext) -> AgentOutcome:
-        try:
-            self.validate_options(ctx.options)
-            prompt = ctx.prompt_file.read_text(encoding="utf-8")
-        except (ValueError, OSError) as exc:
-            return AgentOutcome(infra_error=str(exc))
-        if _base_url(ctx) and (missing := cli_base.missing_key(SPEC, ctx.options, ctx.base_env)) is not None:
-            return missing
+        prompt = self.prompt_or_failure(ctx)
+        if isinstance(prompt, AgentOutcome):
+            return prompt
         with cli_base.agent_home(ctx) as home:
             atomic_write_text(home / "opencode.json", json.dumps(config(ctx), indent=2) + "\n")
             files = {p.removeprefix("./") for p in ctx.subtest.files}
