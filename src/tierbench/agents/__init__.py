@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 AGENT_NAMES: tuple[str, ...] = ("demo", "command", "claude-code", "codex", "gemini", "opencode", "aider",
                                  "mini-swe-agent")
-# name -> (module, class) of the adapters added for issue 11, imported on first use
+# name -> (module, class) of the adapters of the other agent CLIs, imported on first use
 _CLI_ADAPTERS: dict[str, tuple[str, str]] = {
     "codex": ("tierbench.agents.codex", "CodexAgent"),
     "gemini": ("tierbench.agents.gemini", "GeminiAgent"),
