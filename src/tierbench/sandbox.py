@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -88,6 +89,18 @@ class SandboxPolicy:
 
 
 NO_SANDBOX = SandboxPolicy()
+
+
+def install_paths() -> tuple[Path, ...]:
+    """What tierbench runs from, to be re-exposed read-only inside the sandbox: the Python environment,
+    and the source checkout (with the agent CLIs in its .tools/) when tierbench runs from one. Outside
+    /tmp these are readable anyway; under /tmp the private /tmp would hide them, and then every agent
+    and check of a run failed with "not found" (seen with a clone under /tmp)."""
+    paths = {Path(sys.prefix).resolve()}
+    checkout = Path(__file__).resolve().parents[2]  # src/tierbench/sandbox.py -> the checkout
+    if (checkout / "pyproject.toml").is_file() and (checkout / "src" / "tierbench").is_dir():
+        paths.add(checkout)
+    return tuple(sorted(paths))
 
 
 def _is_under(path: Path, root: Path) -> bool:

@@ -12,7 +12,7 @@ import pytest
 from tests.support.cli import cli_env, run_cli
 from tests.support.testdirs import make_test_dir
 from tierbench.process import ProcessRegistry, run_process
-from tierbench.sandbox import (BWRAP_ENV, SandboxPolicy, SandboxUnavailable, choose_sandbox, find_bwrap,
+from tierbench.sandbox import (BWRAP_ENV, SandboxPolicy, SandboxUnavailable, choose_sandbox, find_bwrap, install_paths,
                                probe_bwrap)
 
 BWRAP = find_bwrap()
@@ -41,6 +41,29 @@ def test_workspace_under_tmp_stays_writable_beside_a_private_tmp(tmp_path):
     assert code == 0, output
     assert (workspace / "f").read_text() == "hi\n" and (home / "g").exists()
     assert output.split()[:1] == ["mine"] and "hidden" in output and "secret" not in output
+
+
+@needs_bwrap
+def test_tierbench_installed_under_tmp_stays_reachable_beside_a_private_tmp(tmp_path):
+    # A clone or a venv under /tmp is hidden by the private /tmp unless it is re-exposed: agents and
+    # checks started by the Python and the .tools/ of that install must still be found.
+    import sys
+
+    checkout = Path(__file__).resolve().parents[2]
+    assert Path(sys.prefix).resolve() in install_paths() and checkout in install_paths()
+    fake_install = tmp_path / "install"
+    (fake_install / "bin").mkdir(parents=True)
+    tool = fake_install / "bin" / "tool"
+    tool.write_text("#!/bin/sh\necho found\n")
+    tool.chmod(0o755)
+    workspace, private_tmp = tmp_path / "ws", tmp_path / "private-tmp"
+    workspace.mkdir(), private_tmp.mkdir()
+    hidden = SandboxPolicy(kind="bwrap", bwrap=BWRAP, writable=(workspace,), private_tmp=private_tmp)
+    shown = SandboxPolicy(kind="bwrap", bwrap=BWRAP, writable=(workspace,), private_tmp=private_tmp,
+                          readable=(fake_install, *install_paths()))
+    assert _run(hidden, f"{tool} || echo missing", workspace, tmp_path)[1].split()[:1] == ["missing"]
+    code, output = _run(shown, f"{tool} && {sys.executable} -c 'import tierbench; print(1)'", workspace, tmp_path)
+    assert (code, output.split()) == (0, ["found", "1"]), output
 
 
 @needs_bwrap

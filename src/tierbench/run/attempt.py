@@ -29,7 +29,7 @@ from tierbench.judges.command import run_command_checks
 from tierbench.judges.consensus import consensus
 from tierbench.models import AgentOutcome, Isolation, JudgeResult, RunKey, RunResult, RunStatus
 from tierbench.run.private import PrivateSpace, agent_env, create_private_space, remove_private_space
-from tierbench.sandbox import NO_SANDBOX, SandboxChoice, SandboxPolicy
+from tierbench.sandbox import NO_SANDBOX, SandboxChoice, SandboxPolicy, install_paths
 from tierbench.spec import LoadedTest, Subtest
 from tierbench.store.atomic import atomic_write_json, atomic_write_text
 from tierbench.store.layout import ExperimentLayout
@@ -157,7 +157,7 @@ def _confine(req: RunRequest, workspace: Path, space: PrivateSpace) -> _Confinem
     if choice is not None and choice.kind == "bwrap":
         writable = [workspace, space.home, *_git_dirs(workspace)]
         policy = SandboxPolicy(kind="bwrap", bwrap=choice.bwrap, writable=tuple(writable),
-                               readable=(req.layout.root.resolve(),), private_tmp=space.tmp, network=network)
+                               readable=(req.layout.root.resolve(), *install_paths()), private_tmp=space.tmp, network=network)
         env["TMPDIR"] = "/tmp"
     else:
         policy = NO_SANDBOX
