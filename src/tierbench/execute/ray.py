@@ -358,17 +358,26 @@ class _RayLimiterBackend:
 
     @classmethod
     def create(cls, ray: Any, experiment_key: str) -> "_RayLimiterBackend":
-        # Named per experiment; owned by this driver, so it goes away with the coordinator.
+        # Named per experiment; owned by this driver, so it goes away with the coordinator. It lives
+        # on the coordinator's own node (not a worker node that may die mid-experiment), and is
+        # restarted with fresh limits if it dies all the same.
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
         name = "tierbench-judge-limits-" + hashlib.sha256(experiment_key.encode()).hexdigest()[:16]
-        actor = ray.remote(_JudgeLimits).options(name=name, get_if_exists=True, max_concurrency=1000,
-                                                 num_cpus=0).remote(concurrency_cap())
+        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
+        actor = ray.remote(_JudgeLimits).options(
+            name=name, get_if_exists=True, max_concurrency=1000, num_cpus=0, scheduling_strategy=here,
+            max_restarts=-1, max_task_retries=-1).remote(concurrency_cap())
         return cls(ray, actor)
 
     def limiter(self, provider_key: str, initial: int, maximum: int) -> _RemoteLimiter:
         return _RemoteLimiter(self._ray, self.actor, provider_key, initial, maximum)
 
     def history(self) -> dict[str, list[dict[str, Any]]]:
-        return self._ray.get(self.actor.history.remote())
+        try:
+            return self._ray.get(self.actor.history.remote(), timeout=30)
+        except Exception:  # the actor and its history are lost; the stats must still be written
+            return {}
 
     def close(self) -> None:
         try:
