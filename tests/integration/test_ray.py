@@ -25,6 +25,7 @@ from tests.support.testdirs import make_test_dir
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'tierbench[ray]' (make test installs it)")
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
+FAKE_OPENAI_KEY = "sk-fake-ray-test-4b1d"  # only ever sent to the fake judge API on the cluster's loopback
 _NO_NAMESPACE = namespaces_available()
 if _NO_NAMESPACE:  # never run Ray outside a private namespace: it would advertise the host's address
     pytest.skip(_NO_NAMESPACE, allow_module_level=True)
@@ -33,7 +34,8 @@ if _NO_NAMESPACE:  # never run Ray outside a private namespace: it would adverti
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     root = tmp_path_factory.mktemp("raycluster")
-    with LocalRayCluster(root, {"a": {"tierbench_slot": 2}, "b": {"tierbench_slot": 2}}) as running:
+    with LocalRayCluster(root, {"a": {"tierbench_slot": 2}, "b": {"tierbench_slot": 2}},
+                         worker_env={"OPENAI_API_KEY": FAKE_OPENAI_KEY}) as running:
         yield running
     assert running.pids() == [], "a Ray process of the test cluster survived stop()"
     assert _processes_under(root) == [], "a process started by the cluster survived stop()"
@@ -246,6 +248,56 @@ def test_a_rate_limit_on_one_node_closes_the_gate_for_the_cluster(tmp_path, clus
     assert len(completed_runs(exp)) == started - 1
     limited = list(exp.glob("T0/00/run_*/attempts/*/run_result.json"))
     assert len(limited) == 1 and json.loads(limited[0].read_text())["status"] == "rate_limited"
+
+# A fake OpenAI judge API inside the cluster's network namespace (the test process is outside it):
+# prints its base URL, serves slow replies until stdin closes, then prints what it saw.
+FAKE_JUDGE_SERVER = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from tests.support.fake_llm_judges import FakeJudgeAPI, scores
+api = FakeJudgeAPI(default=scores({"add": 1, "mul": 1, "style": 1, "compiles": 1}), delay=1.5,
+                   max_lifetime=600).start()
+print(api.openai_url, flush=True)
+sys.stdin.read()
+print(json.dumps({"max_in_flight": api.max_in_flight, "requests": len(api.requests)}), flush=True)
+api.stop()
+"""
+
+
+def test_a_judge_providers_limit_holds_across_the_cluster(tmp_path, cluster):
+    """Four runs in four slots on two nodes, each judged by the same OpenAI-compatible API whose
+    limit is 1: the API never sees two requests at once, whichever node or worker sends them."""
+    root = Path(__file__).resolve().parents[2]
+    server = subprocess.Popen([*cluster.prefix, sys.executable, "-c", FAKE_JUDGE_SERVER, str(root)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), url
+        judge = f"openai:gpt-4o@{url}"
+        test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T0",), subtests=1, judges=[judge])
+        results = tmp_path / "results"
+        proc = subprocess.run([*cluster.prefix, *tierbench_cmd(*_run_args(test_dir, results, cluster, "--agent", "demo",
+                                                                          runs=4))],
+                              capture_output=True, text=True, timeout=400,
+                              env=cluster.env(cli_env(TIERBENCH_JUDGE_MAX_CONCURRENCY="1")))
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        seen = json.loads(server.communicate(input="", timeout=30)[0].strip().splitlines()[-1])
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.communicate()
+    exp = results / "calc"
+    on_disk = _assert_whole(exp, _plan(tiers=("T0",), subtests=1, runs=4), cluster)
+    for key in on_disk:
+        judgment = json.loads((exp / key / "judge" / "judge_01" / "judgment.json").read_text())
+        assert judgment["is_valid"], judgment
+    assert seen["requests"] == 4, seen
+    assert seen["max_in_flight"] == 1, f"the judge API saw {seen['max_in_flight']} requests at once"
+    # The coordinator saved the cluster's limiter history: one provider, held at 1.
+    history = json.loads((exp / "stats.json").read_text())["judge_limiter_history"]
+    assert list(history) == [f"openai@{url}"], history
+    assert {event["limit"] for event in history[f"openai@{url}"]} == {1}
 
 
 def _ray_worker_of(pid: int) -> int:

@@ -51,7 +51,9 @@ def processes_under(path: Path) -> list[int]:
 
 
 class LocalRayCluster:
-    def __init__(self, root: Path, workers: dict[str, dict[str, float]], cpus_per_worker: int = 2):
+    def __init__(self, root: Path, workers: dict[str, dict[str, float]], cpus_per_worker: int = 2,
+                 worker_env: dict[str, str] | None = None):
+        self.worker_env = dict(worker_env or {})  # extra environment of every worker node (e.g. a fake API key)
         self.root = Path(root)
         self.workers = workers  # name -> custom resources of that worker node
         self.cpus_per_worker = cpus_per_worker
@@ -100,7 +102,7 @@ class LocalRayCluster:
             for name, resources in self.workers.items():
                 self._start_node(name, [f"--address={self.address}", f"--num-cpus={self.cpus_per_worker}",
                                         f"--resources={json.dumps(resources)}"], timeout,
-                                 {"TIERBENCH_RAY_WORKDIR": str(self.node_workdir(name))})
+                                 {**self.worker_env, "TIERBENCH_RAY_WORKDIR": str(self.node_workdir(name))})
         except BaseException:
             self.stop()
             raise

@@ -7,7 +7,14 @@ import time
 
 import pytest
 
-from tierbench.judges.limiter import AdaptiveLimiter, limiter_for, limiter_history, reset_limiters
+from tierbench.judges.limiter import (
+    MAX_CONCURRENCY_ENV,
+    AdaptiveLimiter,
+    limiter_for,
+    limiter_history,
+    reset_limiters,
+    set_limiter_backend,
+)
 
 
 def reasons(limiter: AdaptiveLimiter) -> list[tuple[str, int]]:
@@ -115,5 +122,44 @@ def test_registry_shares_one_limiter_per_provider_and_reports_history():
         history = limiter_history()
         assert set(history) == {"anthropic", "openai@http://127.0.0.1:1/v1"}
         assert [e["reason"] for e in history["anthropic"]] == ["init", "429"]
+    finally:
+        reset_limiters()
+
+
+def test_the_max_concurrency_knob_caps_initial_and_maximum(monkeypatch):
+    reset_limiters()
+    monkeypatch.setenv(MAX_CONCURRENCY_ENV, "1")
+    try:
+        limiter = limiter_for("anthropic")
+        assert (limiter.limit, limiter.maximum) == (1, 1)
+        monkeypatch.setenv(MAX_CONCURRENCY_ENV, "zero")
+        with pytest.raises(ValueError, match=MAX_CONCURRENCY_ENV):
+            limiter_for("openai")
+    finally:
+        reset_limiters()
+
+
+def test_an_installed_backend_serves_limiters_and_history():
+    class Shared:
+        def __init__(self):
+            self.asked = []
+            self.one = AdaptiveLimiter("shared", 2, 2)
+
+        def limiter(self, key, initial, maximum):
+            self.asked.append((key, initial, maximum))
+            return self.one
+
+        def history(self):
+            return {"shared": self.one.history()}
+
+    reset_limiters()
+    backend = Shared()
+    set_limiter_backend(backend)
+    try:
+        assert limiter_for("anthropic") is backend.one
+        assert backend.asked == [("anthropic", 4, 8)]
+        assert list(limiter_history()) == ["shared"]
+        set_limiter_backend(None)
+        assert limiter_for("anthropic") is not backend.one
     finally:
         reset_limiters()

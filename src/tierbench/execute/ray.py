@@ -16,6 +16,11 @@ cancels only those still queued. The agent processes of a task whose worker dies
 run's own ProcessRegistry reaper (process.py), which outlives the worker and kills every process the
 run marked once the worker is gone (any death, SIGKILL included).
 
+Judge rate limits: the adaptive per-provider limits of `judges/limiter.py` live in one Ray actor per
+experiment (`_JudgeLimits`, named after the experiment), created by the coordinator. Every task
+installs a limiter backend that acquires and releases slots through it, so a provider's limit holds
+across the cluster, not per worker; the coordinator saves the actor's history into stats.json.
+
 Placement: every task asks for `run_cpus` CPUs and one `tierbench_slot` when the cluster offers
 that resource (`ray start --resources='{"tierbench_slot": 4}'`: a node takes at most 4 runs).
 """
@@ -32,11 +37,14 @@ import sys
 import tarfile
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tierbench.execute.executor import Completion, Executor, ExecutorUnavailable
+from tierbench.judges.limiter import AdaptiveLimiter, concurrency_cap, configured_limits, local_history, set_limiter_backend
 from tierbench.models import RunKey, RunResult, RunStatus
 from tierbench.process import ProcessRegistry
 from tierbench.reaper import new_session
@@ -104,6 +112,9 @@ class RayExecutor(Executor):
             "bundle": ray.put(_bundle(layout.repo, base_commit)),
             "test": ray.put(_pack_dir(layout.test_snapshot)),
         }
+        self._limits = _RayLimiterBackend.create(ray, experiment_key)
+        self._context["judge_limits"] = self._limits.actor
+        set_limiter_backend(self._limits)  # the coordinator's stats read the cluster's history
         self._remote = ray.remote(_run_on_node).options(
             num_returns="streaming", max_retries=0, num_cpus=run_cpus,
             resources={SLOT_RESOURCE: 1} if self._slots else None)
@@ -233,6 +244,8 @@ class RayExecutor(Executor):
             except Exception:
                 pass
         self._tasks.clear()
+        self._limits.close()  # stats.json was written before: the coordinator's _finish
+        set_limiter_backend(None)
         self._ray.shutdown()
 
 
@@ -260,6 +273,117 @@ def _node_from_message(text: str) -> str | None:
     if marker in text:
         return text.split(marker, 1)[1].split(".", 1)[0].split()[0].strip(",") or None
     return None
+
+
+# -- judge limits shared by the cluster -------------------------------------------------------
+class _JudgeLimits:
+    """The Ray actor holding every provider's limit for one experiment (threaded: acquire waits).
+    `cap` is the coordinator's TIERBENCH_JUDGE_MAX_CONCURRENCY: the nodes' environments may differ."""
+
+    def __init__(self, cap: int | None) -> None:
+        self._cap = cap
+        self._limiters: dict[str, AdaptiveLimiter] = {}
+        self._lock = threading.Lock()
+
+    def _get(self, key: str, initial: int, maximum: int) -> AdaptiveLimiter:
+        with self._lock:
+            limiter = self._limiters.get(key)
+            if limiter is None:
+                if self._cap is not None:
+                    initial, maximum = configured_limits(initial, maximum, self._cap)
+                limiter = self._limiters[key] = AdaptiveLimiter(key, initial, maximum)
+            return limiter
+
+    def acquire(self, key: str, initial: int, maximum: int, timeout: float) -> int | None:
+        return self._get(key, initial, maximum).acquire(timeout=timeout)
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            limiter = self._limiters.get(key)
+        if limiter is not None:
+            limiter.release()
+
+    def on_success(self, key: str) -> None:
+        with self._lock:
+            limiter = self._limiters.get(key)
+        if limiter is not None:
+            limiter.on_success()
+
+    def on_rate_limited(self, key: str, ticket: int | None) -> None:
+        with self._lock:
+            limiter = self._limiters.get(key)
+        if limiter is not None:
+            limiter.on_rate_limited(ticket)
+
+    def history(self) -> dict[str, list[dict[str, Any]]]:
+        with self._lock:
+            limiters = dict(self._limiters)
+        return local_history(limiters)
+
+
+_ACQUIRE_WAIT = 5.0  # seconds an acquire call waits in the actor before the caller asks again
+
+
+class _RemoteLimiter:
+    """A judge's handle on one provider's limit in the `_JudgeLimits` actor."""
+
+    def __init__(self, ray: Any, actor: Any, key: str, initial: int, maximum: int) -> None:
+        self._ray, self._actor, self._key = ray, actor, key
+        self._initial, self._maximum = initial, maximum
+
+    @contextmanager
+    def slot(self) -> Iterator[int]:
+        while True:  # short waits, so a cancelled task is not stuck in one endless remote call
+            ticket = self._ray.get(self._actor.acquire.remote(self._key, self._initial, self._maximum, _ACQUIRE_WAIT))
+            if ticket is not None:
+                break
+        try:
+            yield ticket
+        finally:
+            self._ray.get(self._actor.release.remote(self._key))
+
+    def on_success(self) -> None:
+        self._ray.get(self._actor.on_success.remote(self._key))
+
+    def on_rate_limited(self, ticket: int | None = None) -> None:
+        self._ray.get(self._actor.on_rate_limited.remote(self._key, ticket))
+
+
+class _RayLimiterBackend:
+    """The limiter backend (judges/limiter.py) that shares every limit through the actor."""
+
+    def __init__(self, ray: Any, actor: Any) -> None:
+        self._ray = ray
+        self.actor = actor
+
+    @classmethod
+    def create(cls, ray: Any, experiment_key: str) -> "_RayLimiterBackend":
+        # Named per experiment; owned by this driver, so it goes away with the coordinator. It lives
+        # on the coordinator's own node (not a worker node that may die mid-experiment), and is
+        # restarted with fresh limits if it dies all the same.
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        name = "tierbench-judge-limits-" + hashlib.sha256(experiment_key.encode()).hexdigest()[:16]
+        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
+        actor = ray.remote(_JudgeLimits).options(
+            name=name, get_if_exists=True, max_concurrency=1000, num_cpus=0, scheduling_strategy=here,
+            max_restarts=-1, max_task_retries=-1).remote(concurrency_cap())
+        return cls(ray, actor)
+
+    def limiter(self, provider_key: str, initial: int, maximum: int) -> _RemoteLimiter:
+        return _RemoteLimiter(self._ray, self.actor, provider_key, initial, maximum)
+
+    def history(self) -> dict[str, list[dict[str, Any]]]:
+        try:
+            return self._ray.get(self.actor.history.remote(), timeout=30)
+        except Exception:  # the actor and its history are lost; the stats must still be written
+            return {}
+
+    def close(self) -> None:
+        try:
+            self._ray.kill(self.actor)
+        except Exception:
+            pass
 
 
 # -- shipping ---------------------------------------------------------------------------------
@@ -297,6 +421,7 @@ def _execute_here(spec: dict[str, Any], context: dict[str, Any], node_id: str) -
     from tierbench.spec import load_test
 
     root = _node_experiment(context, node_id)
+    set_limiter_backend(_RayLimiterBackend(ray_module(), context["judge_limits"]))
     layout = ExperimentLayout(root)
     config = spec["config"]
     key: RunKey = spec["key"]
@@ -324,6 +449,12 @@ def _execute_here(spec: dict[str, Any], context: dict[str, Any], node_id: str) -
         return {"result": result.model_dump_json(), "files": pack_run_dir(run_dir)}
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def ray_module() -> Any:
+    import ray
+
+    return ray
 
 
 def _stamp_node(run_dir: Path, node_id: str) -> None:
