@@ -367,3 +367,70 @@ def test_raylet_kill_turns_runs_into_lost_attempts_that_complete_on_the_other_no
         assert any(name in error for name in ("NodeDiedError", "WorkerCrashedError", "ObjectLostError")), error
         assert on_disk[key]["node_id"] != node, f"{key} completed on the node that died"
     assert "relaunching" in err
+
+
+# -- tierbench batch --executor ray: one cluster for every test of the batch --------------------------
+def _namespaced(cmd: list[str]) -> list[str]:
+    """`cmd` in a network namespace of its own, loopback up: the batch's Ray head can reach nothing else."""
+    return ["unshare", "-n", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *cmd]
+
+
+def _netns(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return ""
+
+
+def _in_netns(netns: str) -> list[int]:
+    """Live processes (not zombies) in the network namespace `netns`."""
+    return [int(entry.name) for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and _netns(int(entry.name)) == netns and _state(int(entry.name)) not in ("Z", "")]
+
+
+def _start_namespaced_batch(tmp_path: Path, *agent: str) -> tuple[subprocess.Popen[str], str, Path, Path]:
+    tests = tmp_path / "tests"
+    for test_id in ("calc", "calc2"):
+        make_test_dir(tests, test_id, tiers=("T0",), subtests=1)
+    results = tmp_path / "results"
+    workdir = tmp_path / "nodes"
+    batch = subprocess.Popen(_namespaced(tierbench_cmd("batch", tests, "--results-dir", results, "--threads", 2,
+                                                       "--runs", 2, "--parallel", 2, "--executor", "ray",
+                                                       "--no-preflight", "--sandbox", "none", "--quiet", *agent)),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                             env=cli_env(TIERBENCH_RAY_WORKDIR=str(workdir), RAY_USAGE_STATS_ENABLED="0"))
+    _DRIVERS.append(batch)
+    ours = _netns(os.getpid())
+    _wait_for(lambda: _netns(batch.pid) not in ("", ours), 10, "the batch to enter its network namespace")
+    return batch, _netns(batch.pid), results, workdir
+
+
+def test_batch_runs_every_test_on_one_cluster_it_starts_and_stops(tmp_path):
+    batch, netns, results, workdir = _start_namespaced_batch(tmp_path, "--agent", "demo")
+    out, err = batch.communicate(timeout=400)
+    assert batch.returncode == 0, (out + err)[-4000:]
+    left = _in_netns(netns)
+    assert not left, f"processes outlived the batch: {[_cmdline(p)[:120] for p in left]}"
+    nodes: dict[str, set[str]] = {}
+    for test_id in ("calc", "calc2"):
+        exp = results / test_id
+        assert set(completed_runs(exp)) == _plan(tiers=("T0",), subtests=1), test_id
+        nodes[test_id] = {record["node_id"] for record in result_files(exp).values()}
+    # One head with every run slot: both tests' runs ran on its one node (a cluster per child
+    # would give each test a node id of its own).
+    assert nodes["calc"] == nodes["calc2"] and len(nodes["calc"]) == 1 and None not in nodes["calc"], nodes
+    # Each child was told the batch's cluster, not left to start one.
+    log = "".join(p.read_text() for p in (results / "thread_logs").glob("*.log"))
+    addresses = {line.split("--ray-address=", 1)[1].split()[0] for line in log.splitlines() if "--ray-address=" in line}
+    assert len(addresses) == 1 and next(iter(addresses)).startswith("127.0.0.1:"), addresses
+    assert "RAY_AUTH" not in log and "auth_token" not in log
+
+
+def test_batch_sigkill_takes_its_ray_head_and_runs_down(tmp_path):
+    batch, netns, results, _ = _start_namespaced_batch(tmp_path, "--agent", "command", "--agent-opt", "cmd=sleep 60")
+    _wait_for(lambda: any(_cmdline(p).startswith(b"sleep") for p in _in_netns(netns)), 240,
+              "agents of the batch running on its Ray head")
+    assert any(b"raylet" in _cmdline(p) or b"gcs_server" in _cmdline(p) for p in _in_netns(netns))
+    batch.send_signal(signal.SIGKILL)
+    batch.communicate(timeout=30)
+    _wait_for(lambda: not _in_netns(netns), 60, "every process of the SIGKILLed batch (Ray head, children, agents) to die")

@@ -38,7 +38,8 @@ def budget_args(budget_usd: float | None, results_dir: Path) -> list[str]:
 class Children:
     """The running `tierbench run` children, each the leader of its own process group."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.env = dict(env or {})  # added to every child's environment (e.g. the batch's Ray head's auth)
         self._lock = threading.RLock()  # re-entrant: the signal handler may interrupt the main thread in here
         self._running: dict[subprocess.Popen[bytes], Path] = {}  # child -> its experiment dir
         self.closed = False
@@ -51,7 +52,7 @@ class Children:
             # even by SIGKILL, instead of running on unseen and holding its experiment's lock.
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.PIPE,
                                     start_new_session=True,
-                                    env={**os.environ, "TIERBENCH_BATCH_PID": str(os.getpid())})
+                                    env={**os.environ, **self.env, "TIERBENCH_BATCH_PID": str(os.getpid())})
             self._running[proc] = exp_dir
             return proc
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +30,14 @@ def cmd_batch(args: argparse.Namespace, requested: dict[str, Any]) -> int:
         raise BatchError(f"{results_dir} is already used by another tierbench batch ({holder})",
                          "Wait for it to finish, or stop it first.") from None
     try:
-        return _run_batch(args, requested, results_dir, tests)
+        with ExitStack() as cleanup:  # e.g. the batch's Ray head: stopped however the batch ends
+            return _run_batch(args, requested, results_dir, tests, cleanup)
     finally:
         lock.release()
 
 
 def _run_batch(args: argparse.Namespace, requested: dict[str, Any], results_dir: Path,
-               tests: list[BatchTest]) -> int:
+               tests: list[BatchTest], cleanup: ExitStack) -> int:
     summary_path = results_dir / SUMMARY_FILE
     notes: list[str] = []
     if args.fresh:  # never delete: the old summary, logs and experiments are moved aside
@@ -50,6 +53,7 @@ def _run_batch(args: argparse.Namespace, requested: dict[str, Any], results_dir:
     to_run = [t for t in tests if needs_run(_entry(summary, t), args.retry_errors)]
     runnable = [t for t in to_run if t.error is None]
     plan = assign_threads(runnable, args.threads) if runnable else {}
+    child_args, child_env = _ray_cluster(args, summary.config, len(plan), cleanup) if plan else ([], {})
     writer = SummaryWriter(summary_path, summary)
     writer.start({n: [t.test_id for t in batch] for n, batch in plan.items()})
     progress = BatchProgress({t.test_id: n for n, batch in plan.items() for t in batch}, len(plan),
@@ -69,6 +73,7 @@ def _run_batch(args: argparse.Namespace, requested: dict[str, Any], results_dir:
             writer.record(invalid)
             report_entry(progress, invalid)
     runner = BatchRunner(results_dir, summary.config, writer, progress, budget_usd=args.budget_usd)
+    runner.child_args, runner.children.env = child_args, child_env
     if runnable:
         runner.apply_recorded_limits([t.test_id for t in runnable])
         restore = install_stop_handlers(runner.interrupt, lambda: _kill(runner, progress),
@@ -91,6 +96,28 @@ def _run_batch(args: argparse.Namespace, requested: dict[str, Any], results_dir:
         write_report_or_warn(results_dir)
     print_outcome(code, entries, runner.rate_limited, summary_path, results_dir / "report.md")
     return code
+
+
+def _ray_cluster(args: argparse.Namespace, options: GivenOptions, threads: int,
+                 cleanup: ExitStack) -> tuple[list[str], dict[str, str]]:
+    """With --executor ray every child runs on one cluster: the one --ray-address (or RAY_ADDRESS)
+    names, else one local head the batch starts now and stops when it ends (children's argv, env)."""
+    if options.get("executor") != "ray":
+        return [], {}
+    address = getattr(args, "ray_address", None) or os.environ.get("RAY_ADDRESS")
+    if address:
+        return [f"--ray-address={address}"], {}
+    from tierbench.execute.executor import ExecutorUnavailable
+    from tierbench.execute.ray_head import LocalRayHead
+
+    parallel, run_cpus = options.get("parallel"), options.get("run_cpus")
+    head = LocalRayHead(cpus=int(threads * parallel * run_cpus + 0.999), slots=threads * parallel)
+    cleanup.callback(head.stop)
+    try:
+        head.start()
+    except ExecutorUnavailable as exc:
+        raise BatchError(str(exc)) from None
+    return [f"--ray-address={head.address}"], head.child_env
 
 
 def _entry(summary: BatchSummary, test: BatchTest) -> TestResult | None:

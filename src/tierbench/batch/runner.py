@@ -45,6 +45,7 @@ class BatchRunner:
                  progress: ProgressSink, budget_usd: float | None = None):
         self.results_dir, self.options, self.writer, self.progress = results_dir, options, writer, progress
         self.budget_usd = budget_usd
+        self.child_args: list[str] = []  # added to every child's command line (e.g. the batch's --ray-address)
         self.budget_reached: str | None = None  # a test id: the budget stopped it, launch nothing more
         self.children = Children()
         self.interrupted = threading.Event()
@@ -101,7 +102,7 @@ class BatchRunner:
             attempt += 1
             self.writer.forget(test.test_id, str(test.test_dir))
             cmd = child_command(test.test_dir, self.results_dir, self.options) + budget_args(
-                self.budget_usd, self.results_dir)
+                self.budget_usd, self.results_dir) + self.child_args
             self.progress.run_started(test.test_id)
             started = time.monotonic()
             code, tail = run_child(self.children, cmd, exp_dir, log, f"{test.test_id} (attempt {attempt})")
