@@ -166,6 +166,30 @@ def test_driver_sigkill_then_resume_runs_nothing_twice(tmp_path, cluster):
     _assert_whole(exp, _plan(runs=3), cluster)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_exits_130_keeps_completed_runs_kills_agents_and_resumes(tmp_path, cluster, sig):
+    test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T0", "T1"), subtests=2)
+    results = tmp_path / "results"
+    exp = results / "calc"
+    driver = _start_cli(cluster, *_run_args(test_dir, results, cluster, "--agent", "command",
+                                            "--agent-opt", "cmd=sleep 3", runs=3))
+    nodes_dir = cluster.root / "nodes"
+    _wait_for(lambda: (exp / "journal.jsonl").exists() and _journal_results(exp) and _processes_under(nodes_dir),
+              240, "a recorded run and agents running on the cluster")
+    driver.send_signal(sig)
+    out, err = driver.communicate(timeout=120)
+    assert driver.returncode == 130, err[-4000:]
+    assert json.loads((exp / "checkpoint.json").read_text())["status"] == "interrupted"
+    done_before = set(_journal_results(exp))
+    assert done_before and done_before != _plan(runs=3)
+    assert set(completed_runs(exp)) == done_before, "a completed run was lost, or an interrupted one kept"
+    _wait_for(lambda: not _processes_under(nodes_dir), 30, "the interrupted agents on the nodes to die")
+    assert not list(exp.glob("T*/*/run_*/attempts/*")), "an interrupted run is not an attempt"
+    resumed = _cli(cluster, "resume", exp, "--ray-address", cluster.address)
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    _assert_whole(exp, _plan(runs=3), cluster)
+
+
 def _cmdline(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
