@@ -76,6 +76,11 @@ def _plan(tiers=("T0", "T1"), subtests=2, runs=2) -> set[str]:
     return {f"{t}/{s:02d}/run_{r:02d}" for t in tiers for s in range(subtests) for r in range(1, runs + 1)}
 
 
+def _node_copies(cluster: LocalRayCluster) -> set[Path]:
+    """Everything in the worker nodes' workdirs (node id / experiment / ...)."""
+    return {path for name in cluster.workers for path in cluster.node_workdir(name).glob("**/*")}
+
+
 def _journal_results(exp: Path) -> Counter:
     """How often each run was recorded as a result (`run`, or adopted on load)."""
     events: Counter = Counter()
@@ -125,9 +130,18 @@ def _assert_whole(exp: Path, plan: set[str], cluster: LocalRayCluster) -> dict[s
 def test_runs_land_on_both_worker_nodes_and_the_experiment_checks(tmp_path, cluster):
     test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T0", "T1"), subtests=2)
     results = tmp_path / "results"
-    proc = _cli(cluster, *_run_args(test_dir, results, cluster, "--agent", "demo", "--agent-opt", "delay=0.5",
-                                    runs=3))
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    before = _node_copies(cluster)
+    driver = _start_cli(cluster, *_run_args(test_dir, results, cluster, "--agent", "demo", "--agent-opt", "delay=0.5",
+                                            runs=3))
+    # No shared filesystem: each worker node builds its own copy of the repository from the bundle.
+    _wait_for(lambda: all(list(cluster.node_workdir(name).glob("*/*/repo/.git/tierbench-base")) for name in "ab")
+              or driver.poll() is not None, 240, "both worker nodes to hold a copy of the experiment")
+    assert all(list(cluster.node_workdir(name).glob("*/*/repo/.git/tierbench-base")) for name in "ab"), \
+        "a node ran runs without a copy of its own"
+    out, err = driver.communicate(timeout=400)
+    assert driver.returncode == 0, err[-4000:]
+    # Once the experiment is done, no node keeps anything of it (repository, snapshot, run dirs).
+    assert _node_copies(cluster) <= before, f"left on the nodes: {sorted(_node_copies(cluster) - before)[:10]}"
     exp = results / "calc"
     on_disk = _assert_whole(exp, _plan(runs=3), cluster)
     nodes = {data["node_id"] for data in on_disk.values()}
@@ -135,9 +149,6 @@ def test_runs_land_on_both_worker_nodes_and_the_experiment_checks(tmp_path, clus
     # Each run's directory came back whole from its node: agent logs, judgment, diff.
     for key in on_disk:
         assert (exp / key / "agent" / "diff.patch").is_file() and (exp / key / "judge" / "judge_01" / "judgment.json").is_file()
-    # No shared filesystem: each worker node built its own copy of the repository from the bundle.
-    for name in ("a", "b"):
-        assert list(cluster.node_workdir(name).glob("*/*/repo/.git/tierbench-base")), f"node {name} has no repo copy"
     # The same experiment run locally gives the same results (the demo agent is deterministic).
     local = _cli(cluster, "run", test_dir, "--results-dir", tmp_path / "local", "--runs", 3, "--parallel", 4,
                  "--agent", "demo", "--no-preflight", "--no-report")
@@ -174,17 +185,19 @@ def test_ctrl_c_exits_130_keeps_completed_runs_kills_agents_and_resumes(tmp_path
     driver = _start_cli(cluster, *_run_args(test_dir, results, cluster, "--agent", "command",
                                             "--agent-opt", "cmd=sleep 3", runs=3))
     nodes_dir = cluster.root / "nodes"
+    before = _node_copies(cluster)
     _wait_for(lambda: (exp / "journal.jsonl").exists() and _journal_results(exp) and _processes_under(nodes_dir),
               240, "a recorded run and agents running on the cluster")
     driver.send_signal(sig)
     out, err = driver.communicate(timeout=120)
-    assert driver.returncode == 130, err[-4000:]
+    assert driver.returncode == 130, err[-8000:]
     assert json.loads((exp / "checkpoint.json").read_text())["status"] == "interrupted"
     done_before = set(_journal_results(exp))
     assert done_before and done_before != _plan(runs=3)
     assert set(completed_runs(exp)) == done_before, "a completed run was lost, or an interrupted one kept"
     _wait_for(lambda: not _processes_under(nodes_dir), 30, "the interrupted agents on the nodes to die")
     assert not list(exp.glob("T*/*/run_*/attempts/*")), "an interrupted run is not an attempt"
+    assert _node_copies(cluster) <= before, f"left on the nodes: {sorted(_node_copies(cluster) - before)[:10]}"
     resumed = _cli(cluster, "resume", exp, "--ray-address", cluster.address)
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     _assert_whole(exp, _plan(runs=3), cluster)

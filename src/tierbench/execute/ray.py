@@ -6,6 +6,8 @@ experiment into its own directory (no shared filesystem needed) and runs each ru
 same `execute_run` as a local run: worktree -> agent -> judges, with the per-run home, sandbox and
 transcript that function gives. It sends back the run directory as a tar; the coordinator installs
 it into the experiment (`run/transfer.py`, `run_result.json` last) and records it in the journal.
+The node removes a run's directory once it is sent back (or its task was cancelled), and at
+shutdown one small task pinned to each node that ran a run removes the experiment's copy there.
 
 Failures are attempts, never silent retries: tasks use `max_retries=0` (a run spends money). A task
 lost with its node or worker (`NodeDiedError`, `WorkerCrashedError`, a lost object) comes back as a
@@ -93,6 +95,7 @@ class RayExecutor(Executor):
         address = address or os.environ.get("RAY_ADDRESS") or None  # e.g. set by `tierbench batch`
         self.layout = layout
         self.run_cpus = run_cpus
+        handlers = _stop_handlers()
         try:
             if address is None:  # a local instance with one slot per parallel run
                 ray.init(num_cpus=max(1, int(parallel * run_cpus + 0.999)), resources={SLOT_RESOURCE: parallel},
@@ -104,7 +107,7 @@ class RayExecutor(Executor):
             raise RayUnavailable(f"cannot start or join Ray at {address or 'a new local instance'} "
                                  f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
                                  "Fix --ray-address (host:port or auto), or start the cluster first") from None
-        _reassert_signal_handlers()
+        _reassert_signal_handlers(handlers)
         self._slots = SLOT_RESOURCE in ray.cluster_resources()
         self._context = {
             "experiment_key": experiment_key,
@@ -119,6 +122,7 @@ class RayExecutor(Executor):
             num_returns="streaming", max_retries=0, num_cpus=run_cpus,
             resources={SLOT_RESOURCE: 1} if self._slots else None)
         self._tasks: dict[int, _Task] = {}  # by id() of the task's generator
+        self._nodes: set[str] = set()  # nodes that started a run: their copy is removed at shutdown
         self._early: list[Completion] = []  # ended while cancel_queued took in start reports
         self._closed = False
 
@@ -165,6 +169,7 @@ class RayExecutor(Executor):
             return self._failure(task, exc)
         if "started_on" in item:
             task.node_id = item["started_on"]
+            self._nodes.add(task.node_id)
             return None
         self._tasks.pop(id(task.generator), None)
         from tierbench.run.transfer import install_run_dir
@@ -246,18 +251,47 @@ class RayExecutor(Executor):
         self._tasks.clear()
         self._limits.close()  # stats.json was written before: the coordinator's _finish
         set_limiter_backend(None)
+        self._clean_nodes()
         self._ray.shutdown()
 
+    def _clean_nodes(self, timeout: float = 30.0) -> None:
+        """Remove this experiment's copy (repository, test snapshot, runs left by killed tasks) from
+        every node that ran a run: one small task pinned to each node. A node that is gone keeps its
+        copy; a later coordinator of the same experiment reuses and then removes it."""
+        try:
+            alive = {node["NodeID"] for node in self._ray.nodes() if node.get("Alive")}
+        except Exception:
+            return
+        nodes = sorted(self._nodes & alive)
+        if not nodes:
+            return
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-def _reassert_signal_handlers() -> None:
-    """Ray's core worker installs native handlers for fatal signals (SIGTERM among them) in the
-    driver; put the coordinator's Python handlers back, so SIGINT/SIGTERM still stop it cleanly."""
+        digest = _experiment_digest(self._context["experiment_key"], self._context["base_commit"])
+        clean = self._ray.remote(_clean_node_copy)
+        refs = [clean.options(num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+            node_id=node, soft=False)).remote(node, digest) for node in nodes]
+        try:
+            self._ray.wait(refs, num_returns=len(refs), timeout=timeout)
+        except Exception:
+            pass
+
+
+def _stop_handlers() -> dict[int, Any]:
+    import signal
+
+    return {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _reassert_signal_handlers(handlers: dict[int, Any]) -> None:
+    """`ray.init` replaces the driver's SIGTERM handler with one that exits with status 15 at once,
+    and Ray's core worker installs native handlers for fatal signals (SIGTERM among them); put the
+    coordinator's handlers from before `ray.init` back, so SIGINT/SIGTERM still stop it cleanly."""
     import signal
 
     if threading.current_thread() is not threading.main_thread():
         return
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        handler = signal.getsignal(signum)
+    for signum, handler in handlers.items():
         if callable(handler) or handler in (signal.SIG_IGN, signal.SIG_DFL):
             signal.signal(signum, handler)
 
@@ -437,18 +471,37 @@ def _execute_here(spec: dict[str, Any], context: dict[str, Any], node_id: str) -
     request = RunRequest(key=key, layout=layout, config=config, test=test, sandbox=sandbox,
                          subtest=spec["subtest"], base_commit=spec["base_commit"], agent=get_agent(spec["agent"]),
                          judges=[make_judge(judge) for judge in config.judges], registry=registry)
-    try:
-        result = execute_run(request)
-    finally:
-        registry.kill_all()
-        registry.shutdown()
-    result.node_id = node_id
     run_dir = layout.run_dir(key)
-    _stamp_node(run_dir, node_id)
     try:
+        try:
+            result = execute_run(request)
+        finally:
+            registry.kill_all()
+            registry.shutdown()
+        result.node_id = node_id
+        _stamp_node(run_dir, node_id)
         return {"result": result.model_dump_json(), "files": pack_run_dir(run_dir)}
-    finally:
+    finally:  # sent back, or the task was cancelled: the node keeps nothing of the run
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _workdir() -> Path:
+    return Path(os.environ.get(WORKDIR_ENV) or Path(tempfile.gettempdir()) / "tierbench-ray")
+
+
+def _experiment_digest(experiment_key: str, base_commit: str) -> str:
+    return hashlib.sha256(f"{experiment_key}:{base_commit}".encode()).hexdigest()[:16]
+
+
+def _clean_node_copy(node_id: str, digest: str) -> None:
+    """On one node: remove an experiment's copy, and the node's directory once it is empty."""
+    root = _workdir() / node_id[:16] / digest
+    shutil.rmtree(root, ignore_errors=True)
+    try:
+        root.parent.rmdir()
+    except OSError:
+        pass
+    _TESTS.pop(root, None)
 
 
 def ray_module() -> Any:
@@ -480,9 +533,7 @@ def _node_experiment(context: dict[str, Any], node_id: str) -> Path:
     node and experiment under a file lock: several workers of one node share it."""
     import ray
 
-    base = Path(os.environ.get(WORKDIR_ENV) or Path(tempfile.gettempdir()) / "tierbench-ray")
-    digest = hashlib.sha256(f"{context['experiment_key']}:{context['base_commit']}".encode()).hexdigest()[:16]
-    root = base / node_id[:16] / digest
+    root = _workdir() / node_id[:16] / _experiment_digest(context["experiment_key"], context["base_commit"])
     ready = root / ".ready"
     if ready.exists():
         return root
