@@ -80,6 +80,7 @@ def _import_ray() -> Any:
 class _Task:
     key: RunKey
     generator: Any  # ray.ObjectRefGenerator
+    lease: str  # owner of the judge slots this attempt takes (the run key and a submission number)
     node_id: str | None = None  # set once the task reports that it started
     withdrawn: bool = False
     interrupted: bool = False
@@ -122,6 +123,7 @@ class RayExecutor(Executor):
             num_returns="streaming", max_retries=0, num_cpus=run_cpus,
             resources={SLOT_RESOURCE: 1} if self._slots else None)
         self._tasks: dict[int, _Task] = {}  # by id() of the task's generator
+        self._submitted = 0
         self._nodes: set[str] = set()  # nodes that started a run: their copy is removed at shutdown
         self._early: list[Completion] = []  # ended while cancel_queued took in start reports
         self._closed = False
@@ -132,10 +134,12 @@ class RayExecutor(Executor):
 
     # -- Executor ----------------------------------------------------------------------------
     def submit(self, request: RunRequest) -> None:
+        self._submitted += 1
+        lease = f"{request.key}#{self._submitted}"
         spec = {"key": request.key, "config": request.config, "subtest": request.subtest,
-                "agent": request.agent.name, "base_commit": request.base_commit}
+                "agent": request.agent.name, "base_commit": request.base_commit, "lease": lease}
         generator = self._remote.remote(spec, [self._context])  # nested: refs resolve on the node, once
-        self._tasks[id(generator)] = _Task(request.key, generator)
+        self._tasks[id(generator)] = _Task(request.key, generator, lease)
 
     def poll(self, timeout: float) -> list[Completion]:
         completions, self._early = self._early, []
@@ -163,9 +167,13 @@ class RayExecutor(Executor):
             item = ray.get(ref)
         except StopIteration:  # ended without a payload (cannot happen for a task that ran to its end)
             self._tasks.pop(id(task.generator), None)
+            self._limits.release_owner(task.lease)
             return self._error(task, "the Ray task ended without sending its run back", lost=True)
         except Exception as exc:
             self._tasks.pop(id(task.generator), None)
+            # A task that died (worker or node lost, cancelled, crashed) may have held judge slots:
+            # give them back before the run is recorded, and relaunched.
+            self._limits.release_owner(task.lease)
             return self._failure(task, exc)
         if "started_on" in item:
             task.node_id = item["started_on"]
@@ -318,6 +326,11 @@ class _JudgeLimits:
         self._cap = cap
         self._limiters: dict[str, AdaptiveLimiter] = {}
         self._lock = threading.Lock()
+        # Every slot handed out is leased to its owner (one attempt of a run): owner -> provider -> count.
+        # An owner whose task died is released as a whole and then closed: a late acquire of it (one
+        # that was waiting when it died) gets nothing, a late release frees nothing.
+        self._leases: dict[str, dict[str, int]] = {}
+        self._closed: set[str] = set()
 
     def _get(self, key: str, initial: int, maximum: int) -> AdaptiveLimiter:
         with self._lock:
@@ -328,14 +341,48 @@ class _JudgeLimits:
                 limiter = self._limiters[key] = AdaptiveLimiter(key, initial, maximum)
             return limiter
 
-    def acquire(self, key: str, initial: int, maximum: int, timeout: float) -> int | None:
-        return self._get(key, initial, maximum).acquire(timeout=timeout)
-
-    def release(self, key: str) -> None:
+    def acquire(self, key: str, initial: int, maximum: int, timeout: float, owner: str) -> int | None:
+        limiter = self._get(key, initial, maximum)
+        ticket = limiter.acquire(timeout=timeout)
+        if ticket is None:
+            return None
         with self._lock:
+            if owner not in self._closed:
+                held = self._leases.setdefault(owner, {})
+                held[key] = held.get(key, 0) + 1
+                return ticket
+        limiter.release()
+        return None
+
+    def release(self, key: str, owner: str) -> None:
+        with self._lock:
+            held = self._leases.get(owner, {})
+            if not held.get(key):
+                return  # not leased (any more): released with its owner already
+            held[key] -= 1
+            if not held[key]:
+                del held[key]
+            if not held:
+                self._leases.pop(owner, None)
             limiter = self._limiters.get(key)
         if limiter is not None:
             limiter.release()
+
+    def release_owner(self, owner: str) -> int:
+        """Give back every slot `owner` still holds (its task died holding them); returns how many."""
+        with self._lock:
+            self._closed.add(owner)
+            held = self._leases.pop(owner, {})
+            limiters = [(self._limiters[key], count) for key, count in held.items()]
+        for limiter, count in limiters:
+            for _ in range(count):
+                limiter.release()
+        return sum(count for _, count in limiters)
+
+    def in_flight(self, key: str) -> int:
+        with self._lock:
+            limiter = self._limiters.get(key)
+        return limiter.in_flight if limiter is not None else 0
 
     def on_success(self, key: str) -> None:
         with self._lock:
@@ -361,20 +408,22 @@ _ACQUIRE_WAIT = 5.0  # seconds an acquire call waits in the actor before the cal
 class _RemoteLimiter:
     """A judge's handle on one provider's limit in the `_JudgeLimits` actor."""
 
-    def __init__(self, ray: Any, actor: Any, key: str, initial: int, maximum: int) -> None:
+    def __init__(self, ray: Any, actor: Any, key: str, initial: int, maximum: int, owner: str) -> None:
         self._ray, self._actor, self._key = ray, actor, key
         self._initial, self._maximum = initial, maximum
+        self._owner = owner
 
     @contextmanager
     def slot(self) -> Iterator[int]:
         while True:  # short waits, so a cancelled task is not stuck in one endless remote call
-            ticket = self._ray.get(self._actor.acquire.remote(self._key, self._initial, self._maximum, _ACQUIRE_WAIT))
+            ticket = self._ray.get(self._actor.acquire.remote(self._key, self._initial, self._maximum, _ACQUIRE_WAIT,
+                                                              self._owner))
             if ticket is not None:
                 break
         try:
             yield ticket
         finally:
-            self._ray.get(self._actor.release.remote(self._key))
+            self._ray.get(self._actor.release.remote(self._key, self._owner))
 
     def on_success(self) -> None:
         self._ray.get(self._actor.on_success.remote(self._key))
@@ -386,9 +435,10 @@ class _RemoteLimiter:
 class _RayLimiterBackend:
     """The limiter backend (judges/limiter.py) that shares every limit through the actor."""
 
-    def __init__(self, ray: Any, actor: Any) -> None:
+    def __init__(self, ray: Any, actor: Any, owner: str = "coordinator") -> None:
         self._ray = ray
         self.actor = actor
+        self._owner = owner  # whose slots this backend's limiters lease (one attempt of a run on a node)
 
     @classmethod
     def create(cls, ray: Any, experiment_key: str) -> "_RayLimiterBackend":
@@ -405,13 +455,21 @@ class _RayLimiterBackend:
         return cls(ray, actor)
 
     def limiter(self, provider_key: str, initial: int, maximum: int) -> _RemoteLimiter:
-        return _RemoteLimiter(self._ray, self.actor, provider_key, initial, maximum)
+        return _RemoteLimiter(self._ray, self.actor, provider_key, initial, maximum, self._owner)
 
     def history(self) -> dict[str, list[dict[str, Any]]]:
         try:
             return self._ray.get(self.actor.history.remote(), timeout=30)
         except Exception:  # the actor and its history are lost; the stats must still be written
             return {}
+
+    def release_owner(self, owner: str) -> None:
+        """Free the slots an attempt's task still held when it died. Fire and forget: the coordinator
+        does not wait on the actor, and a relaunched attempt leases its slots under an owner of its own."""
+        try:
+            self.actor.release_owner.remote(owner)
+        except Exception:
+            pass
 
     def close(self) -> None:
         try:
@@ -455,7 +513,7 @@ def _execute_here(spec: dict[str, Any], context: dict[str, Any], node_id: str) -
     from tierbench.spec import load_test
 
     root = _node_experiment(context, node_id)
-    set_limiter_backend(_RayLimiterBackend(ray_module(), context["judge_limits"]))
+    set_limiter_backend(_RayLimiterBackend(ray_module(), context["judge_limits"], owner=spec["lease"]))
     layout = ExperimentLayout(root)
     config = spec["config"]
     key: RunKey = spec["key"]
