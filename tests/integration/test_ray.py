@@ -337,6 +337,70 @@ def test_a_judge_providers_limit_holds_across_the_cluster(tmp_path, cluster):
     assert {event["limit"] for event in history[f"openai@{url}"]} == {1}
 
 
+# The first judge request is held open (its worker is killed meanwhile); the server says when it
+# arrived. Later requests are answered at once.
+HOLDING_JUDGE_SERVER = """
+import json, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from tests.support.fake_llm_judges import FakeJudgeAPI, scores
+good = scores({"add": 1, "mul": 1, "style": 1, "compiles": 1})
+api = FakeJudgeAPI([scores({"add": 1, "mul": 1, "style": 1, "compiles": 1}, delay=20)], default=good,
+                   max_lifetime=600).start()
+print(api.openai_url, flush=True)
+def tell():
+    while api.max_in_flight < 1:
+        time.sleep(0.05)
+    print("in flight", flush=True)
+threading.Thread(target=tell, daemon=True).start()
+sys.stdin.read()
+print(json.dumps({"requests": len(api.requests)}), flush=True)
+api.stop()
+"""
+
+
+def _task_workers() -> list[int]:
+    """Ray workers executing a run task right now (Ray names the process after the task)."""
+    return [int(entry.name) for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and _cmdline(int(entry.name)).startswith(b"ray::_run_on_node")]
+
+
+def test_a_worker_killed_holding_a_judge_slot_gives_it_back(tmp_path, cluster):
+    """The judge provider's limit is 1. The only run's worker is SIGKILLed while its judge request
+    is in flight, holding the cluster's one slot; the relaunched attempt must get that slot back
+    (a leaked slot would make its judge wait forever)."""
+    root = Path(__file__).resolve().parents[2]
+    server = subprocess.Popen([*cluster.prefix, sys.executable, "-c", HOLDING_JUDGE_SERVER, str(root)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), url
+        test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T0",), subtests=1,
+                                 judges=[f"openai:gpt-4o@{url}"])
+        results = tmp_path / "results"
+        driver = subprocess.Popen([*cluster.prefix, *tierbench_cmd(*_run_args(test_dir, results, cluster, "--agent",
+                                                                            "demo", runs=1))],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                                  env=cluster.env(cli_env(TIERBENCH_JUDGE_MAX_CONCURRENCY="1")))
+        _DRIVERS.append(driver)
+        assert server.stdout.readline().strip() == "in flight"
+        workers = _task_workers()
+        assert len(workers) == 1, workers
+        os.kill(workers[0], signal.SIGKILL)
+        out, err = driver.communicate(timeout=120)  # a leaked slot: the relaunch's judge waits forever
+        assert driver.returncode == 0, err[-4000:]
+        seen = json.loads(server.communicate(input="", timeout=60)[0].strip().splitlines()[-1])
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.communicate()
+    exp = results / "calc"
+    _assert_whole(exp, _plan(tiers=("T0",), subtests=1, runs=1), cluster)
+    attempts = [json.loads(p.read_text()) for p in exp.glob("T0/00/run_01/attempts/*/run_result.json")]
+    assert len(attempts) == 1 and "WorkerCrashedError" in attempts[0]["error"], attempts
+    assert seen["requests"] == 2, seen
+
+
 def _ray_worker_of(pid: int) -> int:
     """The Ray worker process an agent descends from."""
     current = pid
