@@ -3,6 +3,8 @@
 One cluster for the module: a head (no CPUs, no run slots) and two worker nodes `a` and `b`, each
 with two `tierbench_slot`s and a workdir of its own (no shared filesystem between nodes). The CLI
 runs inside the namespace too. The tests run in file order; the last one kills node a's raylet.
+The `batch` tests without an address start no cluster fixture: the batch starts its own head, in a
+network namespace of its own, so whatever outlives it can be found by namespace.
 """
 
 from __future__ import annotations
@@ -439,37 +441,6 @@ def test_worker_sigkill_kills_its_agent_and_the_run_is_relaunched(tmp_path, clus
     assert len(attempts) == 1 and "WorkerCrashedError" in attempts[0]["error"] and attempts[0]["node_id"], attempts
 
 
-def test_raylet_kill_turns_runs_into_lost_attempts_that_complete_on_the_other_node(tmp_path, cluster):
-    test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T0", "T1"), subtests=2)
-    results = tmp_path / "results"
-    exp = results / "calc"
-    driver = _start_cli(cluster, *_run_args(test_dir, results, cluster, "--agent", "command",
-                                            "--agent-opt", "cmd=sleep 6", runs=2))
-    node_a = cluster.node_workdir("a")
-    _wait_for(lambda: len(_processes_under(node_a)) >= 1, 240, "agents running on node a")
-    victims = {pid: _started(pid) for pid in _processes_under(node_a)}
-    os.kill(cluster.raylet_pid("a"), signal.SIGKILL)
-    # No agent process of the dead node lives on (a PID reused by another process does not count).
-    _wait_for(lambda: not _processes_under(node_a), 60, "node a's agents to die with their node")
-    survivors = [pid for pid, started in victims.items() if _state(pid) not in ("Z", "") and _started(pid) == started]
-    assert not survivors, f"agents of the dead node still run: {survivors}"
-    out, err = driver.communicate(timeout=400)
-    assert driver.returncode == 0, err[-4000:]
-    on_disk = _assert_whole(exp, _plan(runs=2), cluster)
-    lost = []
-    for attempt in sorted(exp.glob("T*/*/run_*/attempts/*/run_result.json")):
-        data = json.loads(attempt.read_text())
-        assert data["status"] == "error" and data["node_id"], data
-        lost.append((str(attempt.parent.parent.parent.relative_to(exp)), data["node_id"], data["error"]))
-    assert lost, "killing node a's raylet mid-run produced no infrastructure-error attempt"
-    dead = {node for _, node, _ in lost}
-    assert len(dead) == 1, f"lost attempts name more than one node: {lost}"
-    for key, node, error in lost:
-        assert any(name in error for name in ("NodeDiedError", "WorkerCrashedError", "ObjectLostError")), error
-        assert on_disk[key]["node_id"] != node, f"{key} completed on the node that died"
-    assert "relaunching" in err
-
-
 # -- tierbench batch --executor ray: one cluster for every test of the batch --------------------------
 def _namespaced(cmd: list[str]) -> list[str]:
     """`cmd` in a network namespace of its own, loopback up: the batch's Ray head can reach nothing else."""
@@ -535,3 +506,56 @@ def test_batch_sigkill_takes_its_ray_head_and_runs_down(tmp_path):
     batch.send_signal(signal.SIGKILL)
     batch.communicate(timeout=30)
     _wait_for(lambda: not _in_netns(netns), 60, "every process of the SIGKILLed batch (Ray head, children, agents) to die")
+
+
+def _raylet_node_id(cluster: LocalRayCluster, name: str) -> str:
+    args = _cmdline(cluster.raylet_pid(name)).split(b"\0")
+    return next(arg.split(b"=", 1)[1].decode() for arg in args if arg.startswith(b"--node_id="))
+
+
+def test_batch_with_an_address_runs_every_test_on_that_cluster(tmp_path, cluster):
+    tests = tmp_path / "tests"
+    for test_id in ("calc", "calc2"):
+        make_test_dir(tests, test_id, tiers=("T0",), subtests=1)
+    results = tmp_path / "results"
+    proc = _cli(cluster, "batch", tests, "--results-dir", results, "--threads", 2, "--runs", 2, "--parallel", 2,
+                "--executor", "ray", "--ray-address", cluster.address, "--no-preflight", "--sandbox", "none",
+                "--quiet", "--agent", "demo")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    workers = {_raylet_node_id(cluster, name) for name in cluster.workers}
+    for test_id in ("calc", "calc2"):
+        nodes = {record["node_id"] for record in result_files(results / test_id).values()}
+        assert nodes and nodes <= workers, f"{test_id} ran on {nodes}, not on the cluster's worker nodes {workers}"
+    log = "".join(p.read_text() for p in (results / "thread_logs").glob("*.log"))
+    assert log.count(f"--ray-address={cluster.address}") == 2, log[-2000:]
+
+
+def test_raylet_kill_turns_runs_into_lost_attempts_that_complete_on_the_other_node(tmp_path, cluster):
+    test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T0", "T1"), subtests=2)
+    results = tmp_path / "results"
+    exp = results / "calc"
+    driver = _start_cli(cluster, *_run_args(test_dir, results, cluster, "--agent", "command",
+                                            "--agent-opt", "cmd=sleep 6", runs=2))
+    node_a = cluster.node_workdir("a")
+    _wait_for(lambda: len(_processes_under(node_a)) >= 1, 240, "agents running on node a")
+    victims = {pid: _started(pid) for pid in _processes_under(node_a)}
+    os.kill(cluster.raylet_pid("a"), signal.SIGKILL)
+    # No agent process of the dead node lives on (a PID reused by another process does not count).
+    _wait_for(lambda: not _processes_under(node_a), 60, "node a's agents to die with their node")
+    survivors = [pid for pid, started in victims.items() if _state(pid) not in ("Z", "") and _started(pid) == started]
+    assert not survivors, f"agents of the dead node still run: {survivors}"
+    out, err = driver.communicate(timeout=400)
+    assert driver.returncode == 0, err[-4000:]
+    on_disk = _assert_whole(exp, _plan(runs=2), cluster)
+    lost = []
+    for attempt in sorted(exp.glob("T*/*/run_*/attempts/*/run_result.json")):
+        data = json.loads(attempt.read_text())
+        assert data["status"] == "error" and data["node_id"], data
+        lost.append((str(attempt.parent.parent.parent.relative_to(exp)), data["node_id"], data["error"]))
+    assert lost, "killing node a's raylet mid-run produced no infrastructure-error attempt"
+    dead = {node for _, node, _ in lost}
+    assert len(dead) == 1, f"lost attempts name more than one node: {lost}"
+    for key, node, error in lost:
+        assert any(name in error for name in ("NodeDiedError", "WorkerCrashedError", "ObjectLostError")), error
+        assert on_disk[key]["node_id"] != node, f"{key} completed on the node that died"
+    assert "relaunching" in err
