@@ -24,7 +24,7 @@ from tierbench.spec import LoadedTest
 from tierbench.store.repair import forget_stale_worktrees  # noqa: F401  (the store owns repo/ metadata)
 
 _WORKTREE_LOCK = threading.Lock()
-_SUBTEST_COMMITS: dict[tuple[str, str, str], str] = {}  # (repo, base, files digest) -> commit
+_SUBTEST_COMMITS: dict[tuple[str, str, str], str] = {}  # (repo identity, base, files digest) -> commit
 
 # Fixed identity and dates so commits tierbench makes are reproducible and need no user config.
 GIT_ENV = {
@@ -161,7 +161,7 @@ def subtest_commit(repo: Path, base: str, files: dict[str, str], label: str,
     if not files:
         return base
     digest = hashlib.sha256(repr((sorted(files.items()), sorted(executable))).encode()).hexdigest()
-    cache_key = (str(repo), base, digest)
+    cache_key = (_repo_identity(repo), base, digest)
     cached = _SUBTEST_COMMITS.get(cache_key)
     if cached is not None:
         return cached
@@ -190,6 +190,16 @@ def subtest_commit(repo: Path, base: str, files: dict[str, str], label: str,
         commit = git("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=repo).strip()
         _SUBTEST_COMMITS[cache_key] = commit
         return commit
+
+
+def _repo_identity(repo: Path) -> str:
+    """The repository's path and the identity of its base marker: a process that outlives an experiment
+    (a Ray worker, a test) must not reuse a commit cached for a deleted repository at the same path."""
+    try:
+        marker = os.stat(repo / ".git" / "tierbench-base")
+    except OSError:
+        return f"{repo}:-"
+    return f"{repo}:{marker.st_ino}:{marker.st_ctime_ns}"  # an inode number alone can be reused
 
 
 def _fast_import_path(rel: str) -> str:
