@@ -13,6 +13,11 @@ Opening (plan, store, queues) is printed separately.
 
 Goal: the per-run figure at 100k within 2x of the figure at 1k. Exit status 1 if missed.
 
+Memory: one more pass at the largest size under tracemalloc prints the Python memory the
+coordinator keeps per completed run (traced bytes after the sample minus before the first launch,
+divided by the runs); a scheduler that forgets finished runs keeps it near zero. Timings are taken
+without tracemalloc.
+
     .venv/bin/python bench/scheduler_scale.py [--sizes 1000 10000 100000] [--sample 1000] [--repeat 3]
 """
 
@@ -23,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections import deque
 from pathlib import Path
 
@@ -53,9 +59,11 @@ class NoopExecutor(Executor):
         self.completed = 0
         self.first_submit: float | None = None
         self.sample_done: float | None = None
+        self.memory_at_start = self.memory_at_sample = 0  # traced bytes, when tracemalloc runs
 
     def submit(self, request: RunRequest) -> None:
         if self.first_submit is None:
+            self.memory_at_start = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else 0
             self.first_submit = time.perf_counter()
         self._pending.append(request.key)
 
@@ -69,6 +77,7 @@ class NoopExecutor(Executor):
         self.completed += len(out)
         if self.completed >= self.sample and self.sample_done is None:
             self.sample_done = time.perf_counter()
+            self.memory_at_sample = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else 0
             self.coordinator.request_stop()
         return out
 
@@ -102,8 +111,9 @@ def make_test(root: Path) -> Path:
     return test_dir
 
 
-def measure(size: int, sample: int, base: Path, test_dir: Path) -> tuple[float, float]:
-    """(seconds to open, seconds per completed run over the first `sample` runs)."""
+def measure(size: int, sample: int, base: Path, test_dir: Path) -> tuple[float, float, float]:
+    """(seconds to open, seconds per completed run over the first `sample` runs, traced bytes kept
+    per completed run: 0 unless tracemalloc is tracing)."""
     test = load_test(test_dir)
     runs = max(1, size // (len(TIERS) * SUBTESTS))
     root = Path(tempfile.mkdtemp(prefix=f"exp{size}-", dir=base))
@@ -125,7 +135,8 @@ def measure(size: int, sample: int, base: Path, test_dir: Path) -> tuple[float, 
     store.close()
     executor = holder["x"]
     assert executor.first_submit is not None and executor.sample_done is not None
-    return open_seconds, (executor.sample_done - executor.first_submit) / executor.completed
+    return (open_seconds, (executor.sample_done - executor.first_submit) / executor.completed,
+            (executor.memory_at_sample - executor.memory_at_start) / executor.completed)
 
 
 def main() -> int:
@@ -141,7 +152,7 @@ def main() -> int:
         opening: dict[int, list[float]] = {size: [] for size in args.sizes}
         for _ in range(args.repeat):  # sizes interleaved, so machine noise hits them alike
             for size in args.sizes:
-                open_s, run_s = measure(size, args.sample, base, test_dir)
+                open_s, run_s, _ = measure(size, args.sample, base, test_dir)
                 opening[size].append(open_s)
                 per_run[size].append(run_s)
         print(f"{'planned runs':>12} {'open (s)':>9} {'ms per completed run (median of ' + str(args.repeat) + ')':>40}")
@@ -152,6 +163,10 @@ def main() -> int:
         ratio = large / small
         ok = ratio <= 2.0
         print(f"ratio {args.sizes[-1]} / {args.sizes[0]}: {ratio:.2f} (goal <= 2.0): {'ok' if ok else 'MISSED'}")
+        tracemalloc.start()
+        _, _, kept = measure(args.sizes[-1], args.sample, base, test_dir)
+        tracemalloc.stop()
+        print(f"memory kept per completed run at {args.sizes[-1]} planned: {kept / 1024:.2f} KB (tracemalloc)")
         print(f"(journal on {base}; each completed run includes its fsync'd journal append)")
         return 0 if ok else 1
 

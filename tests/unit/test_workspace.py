@@ -104,3 +104,54 @@ def test_subtest_commit_keeps_library_scripts_executable(tmp_path):
     create_worktree(repo, workspace, commit)
     assert os.access(workspace / script, os.X_OK) and not os.access(workspace / ".claude/skills/s/SKILL.md", os.X_OK)
     assert capture_diff(workspace, commit) == ""
+
+
+def test_a_created_worktree_is_a_git_worktree_like_any_other(tmp_path):
+    # tierbench writes git's worktree metadata itself; git must see exactly what `worktree add --detach`
+    # makes: listed, detached at the commit, clean, committable without moving the base's HEAD, removable.
+    repo, head = _repo(tmp_path)
+    workspace = tmp_path / "run_01" / "workspace"
+    create_worktree(repo, workspace, head)
+    listing = subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=repo, check=True, capture_output=True,
+                             text=True).stdout
+    assert f"worktree {workspace}\nHEAD {head}\ndetached" in listing
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=workspace, check=True, capture_output=True,
+                          text=True).stdout == ""
+    (workspace / "b.txt").write_text("b\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "add", "b.txt"], cwd=workspace, check=True)
+    subprocess.run([*git, "commit", "-qm", "agent"], cwd=workspace, check=True)
+    assert subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True,
+                          text=True).stdout.strip() == head
+    subprocess.run(["git", "worktree", "remove", "--force", str(workspace)], cwd=repo, check=True)
+    admin = repo / ".git" / "worktrees"
+    assert not workspace.exists() and not (admin.exists() and any(admin.iterdir()))
+
+
+def test_a_cached_subtest_commit_is_not_reused_for_a_new_repository_at_the_same_path(tmp_path):
+    # A process that outlives an experiment (a Ray worker) must not hand out a commit cached for a
+    # deleted repository: the same path and base commit, but the objects are gone.
+    from tierbench.run.workspace import subtest_commit
+
+    fixed = {**os.environ, "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z"}
+
+    def fresh_repo():
+        shutil.rmtree(tmp_path / "repo", ignore_errors=True)
+        repo = tmp_path / "repo"
+        repo.mkdir()
+        subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+        (repo / "a.txt").write_text("a\n")
+        git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run([*git, "add", "-A"], cwd=repo, check=True, env=fixed)
+        subprocess.run([*git, "commit", "-qm", "base"], cwd=repo, check=True, env=fixed)
+        (repo / ".git" / "tierbench-base").write_text("marker\n")  # what prepare_base_repo writes last
+        return repo, subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True,
+                                    text=True).stdout.strip()
+
+    repo, base = fresh_repo()
+    first = subtest_commit(repo, base, {"CLAUDE.md": "rules\n"}, "T0/01")
+    again, base_again = fresh_repo()
+    assert (again, base_again) == (repo, base)
+    second = subtest_commit(again, base_again, {"CLAUDE.md": "rules\n"}, "T0/01")
+    assert second == first  # the same content gives the same commit...
+    assert subprocess.run(["git", "cat-file", "-e", f"{second}^{{commit}}"], cwd=again).returncode == 0  # ...present

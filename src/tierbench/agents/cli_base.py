@@ -200,7 +200,7 @@ def write_transcript(ctx: AgentContext, agent: str, entries: list[dict[str, Any]
     transcripts.register()
 
     text = "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries)
-    atomic_write_text(ctx.agent_dir / TRANSCRIPT_NAME, text)
+    atomic_write_text(ctx.agent_dir / TRANSCRIPT_NAME, text, durable=False)
     return count_usage(run_transcript(ctx.agent_dir, agent))
 
 

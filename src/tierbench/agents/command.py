@@ -51,7 +51,7 @@ def write_command_record(agent_dir: Path, argv: list[str], cwd: Path, env_overri
     """
     record = {"argv": list(argv), "cwd": str(cwd), "env_overrides": redact_env(env_overrides)}
     agent_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(agent_dir / "command.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(agent_dir / "command.json", json.dumps(record, indent=2) + "\n", durable=False)
 
 
 def read_log(path: Path) -> str:

@@ -71,7 +71,7 @@ def execute_run(req: RunRequest) -> RunResult:
     private = layout.private_dir(key)
     confinement: _Confinement | None = None
     try:
-        atomic_write_json(layout.run_config(key), resolved_config_record(req.subtest))
+        atomic_write_json(layout.run_config(key), resolved_config_record(req.subtest), durable=False)
         base = subtest_commit(layout.repo, req.base_commit, req.subtest.files, f"{key.tier}/{key.subtest}",
                               req.subtest.executable)
         create_worktree(layout.repo, workspace, base)
@@ -202,7 +202,7 @@ def _judge(req: RunRequest, workspace: Path, diff: str, confinement: _Confinemen
     run_dir = req.layout.run_dir(req.key)
     checks = run_command_checks(req.test.rubric, workspace, run_dir / "judge" / "checks", req.registry,
                                 env=confinement.env, sandbox=confinement.policy)
-    atomic_write_json(run_dir / "judge" / "checks.json", [c.model_dump(mode="json") for c in checks])
+    atomic_write_json(run_dir / "judge" / "checks.json", [c.model_dump(mode="json") for c in checks], durable=False)
     judgments = []
     for index, judge in enumerate(req.judges, start=1):
         judge_dir = req.layout.judge_dir(req.key, index)

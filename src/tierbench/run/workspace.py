@@ -4,7 +4,8 @@ The base repository is cloned once into `<exp>/repo`. Each run gets a detached w
 subtest's commit: the test's commit plus the subtest's files, built once per subtest in the base
 repository (`subtest_commit`), so the agent's diff excludes them and a run spends no git process on
 them. `git worktree add` and the metadata clean-up mutate shared state in repo/.git, so they are
-serialised. Per run that is three git processes: `worktree add`, `add -A` and `diff`.
+serialised; the checkout itself is not (see `create_worktree`). Per run that is three git
+processes: the checkout (`reset --hard`), `add -A` and `diff`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tierbench.spec import LoadedTest
 from tierbench.store.repair import forget_stale_worktrees  # noqa: F401  (the store owns repo/ metadata)
 
 _WORKTREE_LOCK = threading.Lock()
-_SUBTEST_COMMITS: dict[tuple[str, str, str], str] = {}  # (repo, base, files digest) -> commit
+_SUBTEST_COMMITS: dict[tuple[str, str, str], str] = {}  # (repo identity, base, files digest) -> commit
 
 # Fixed identity and dates so commits tierbench makes are reproducible and need no user config.
 GIT_ENV = {
@@ -111,14 +112,37 @@ def _worktree_metadata_lock(repo: Path) -> Iterator[None]:
 
 
 def create_worktree(repo: Path, workspace: Path, commit: str) -> None:
+    """A detached worktree of `commit` at `workspace`, registered in `repo` like `git worktree add`.
+
+    `git worktree add` costs three git processes (itself, then `update-ref` and `reset --hard`),
+    about 14 ms, all under the metadata lock. Its registration is three small files in the layout
+    gitrepository-layout(5) documents (`worktrees/<id>/{gitdir,commondir,HEAD}`) plus the
+    workspace's `.git` pointer; those are written here under the lock, and the one process that
+    remains, the checkout (`reset --hard`, about 5 ms), touches only this worktree's index and
+    files, so it runs outside the lock and parallel runs check out at the same time.
+    """
     with _worktree_metadata_lock(repo):
         if workspace.exists():  # left over from a crash: start this attempt clean
             shutil.rmtree(workspace, ignore_errors=True)
         # Only metadata for this very path can block the add; other stale entries are cleared at
         # coordinator start (forget_stale_worktrees), so no `worktree prune` per run.
         forget_worktree(repo, workspace)
-        workspace.parent.mkdir(parents=True, exist_ok=True)
-        git("worktree", "add", "-q", "--detach", str(workspace), commit, cwd=repo)
+        admin = repo / ".git" / "worktrees" / _worktree_id(workspace)
+        shutil.rmtree(admin, ignore_errors=True)
+        admin.mkdir(parents=True)
+        workspace.mkdir(parents=True)
+        (workspace / ".git").write_text(f"gitdir: {admin}\n")
+        (admin / "commondir").write_text("../..\n")
+        (admin / "HEAD").write_text(f"{commit}\n")  # detached at the commit
+        (admin / "gitdir").write_text(f"{workspace / '.git'}\n")  # last: an entry without it is stale
+    git("reset", "-q", "--hard", commit, cwd=workspace)
+
+
+def _worktree_id(workspace: Path) -> str:
+    """The entry's name under .git/worktrees: readable, and unique per workspace path (every run's
+    workspace has the same basename, so git's own naming would only number them)."""
+    digest = hashlib.sha256(str(workspace).encode()).hexdigest()[:10]
+    return f"{workspace.parent.name}-{digest}"
 
 
 def remove_worktree(repo: Path, workspace: Path) -> None:
@@ -137,7 +161,7 @@ def subtest_commit(repo: Path, base: str, files: dict[str, str], label: str,
     if not files:
         return base
     digest = hashlib.sha256(repr((sorted(files.items()), sorted(executable))).encode()).hexdigest()
-    cache_key = (str(repo), base, digest)
+    cache_key = (_repo_identity(repo), base, digest)
     cached = _SUBTEST_COMMITS.get(cache_key)
     if cached is not None:
         return cached
@@ -166,6 +190,16 @@ def subtest_commit(repo: Path, base: str, files: dict[str, str], label: str,
         commit = git("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=repo).strip()
         _SUBTEST_COMMITS[cache_key] = commit
         return commit
+
+
+def _repo_identity(repo: Path) -> str:
+    """The repository's path and the identity of its base marker: a process that outlives an experiment
+    (a Ray worker, a test) must not reuse a commit cached for a deleted repository at the same path."""
+    try:
+        marker = os.stat(repo / ".git" / "tierbench-base")
+    except OSError:
+        return f"{repo}:-"
+    return f"{repo}:{marker.st_ino}:{marker.st_ctime_ns}"  # an inode number alone can be reused
 
 
 def _fast_import_path(rel: str) -> str:

@@ -4,7 +4,7 @@ A reader (or a crash) can only ever see the old file or the new one, never a tor
 are named `.<name>.<random>.tmp` so `check`/`repair` can recognise leftovers.
 
 `durable=False` keeps the atomic rename but skips both fsyncs: for a run's intermediate files
-(prompt, diff, judgments), which a killed process cannot tear either (the page cache outlives it),
+(resolved config, prompt, command record, transcript, diff, checks, judgments), which a killed process cannot tear either (the page cache outlives it),
 and which only count once the fsync'd `run_result.json` is written after them.
 """
 
