@@ -460,9 +460,10 @@ def _in_netns(netns: str) -> list[int]:
             if entry.name.isdigit() and _netns(int(entry.name)) == netns and _state(int(entry.name)) not in ("Z", "")]
 
 
-def _start_namespaced_batch(tmp_path: Path, *agent: str) -> tuple[subprocess.Popen[str], str, Path, Path]:
+def _start_namespaced_batch(tmp_path: Path, *agent: str,
+                            make_tests: bool = True) -> tuple[subprocess.Popen[str], str, Path, Path]:
     tests = tmp_path / "tests"
-    for test_id in ("calc", "calc2"):
+    for test_id in ("calc", "calc2") if make_tests else ():
         make_test_dir(tests, test_id, tiers=("T0",), subtests=1)
     results = tmp_path / "results"
     workdir = tmp_path / "nodes"
@@ -496,6 +497,7 @@ def test_batch_runs_every_test_on_one_cluster_it_starts_and_stops(tmp_path):
     addresses = {line.split("--ray-address=", 1)[1].split()[0] for line in log.splitlines() if "--ray-address=" in line}
     assert len(addresses) == 1 and next(iter(addresses)).startswith("127.0.0.1:"), addresses
     assert "RAY_AUTH" not in log and "auth_token" not in log
+    assert not (results / ".ray_head").exists(), "the stopped head's directory is still recorded"
 
 
 def test_batch_sigkill_takes_its_ray_head_and_runs_down(tmp_path):
@@ -505,7 +507,26 @@ def test_batch_sigkill_takes_its_ray_head_and_runs_down(tmp_path):
     assert any(b"raylet" in _cmdline(p) or b"gcs_server" in _cmdline(p) for p in _in_netns(netns))
     batch.send_signal(signal.SIGKILL)
     batch.communicate(timeout=30)
-    _wait_for(lambda: not _in_netns(netns), 60, "every process of the SIGKILLed batch (Ray head, children, agents) to die")
+
+    def children(pid: int) -> bool:
+        return b"tierbench.cli\0run" in _cmdline(pid)
+
+    # The head (GCS, raylet, agents), its workers and their agents die with the batch.
+    _wait_for(lambda: all(children(p) for p in _in_netns(netns)), 30, "the SIGKILLed batch's Ray processes to die")
+    # Its children stop on their own (they checkpoint first); Ray bounds how long one that was still
+    # joining the cluster waits for the dead head.
+    _wait_for(lambda: not _in_netns(netns), 120, "the SIGKILLed batch's children to stop")
+    for test_id in ("calc", "calc2"):
+        checkpoint = results / test_id / "checkpoint.json"
+        if checkpoint.exists():
+            assert json.loads(checkpoint.read_text())["status"] == "interrupted", test_id
+    # The killed head's files (logs, sockets, token) are removed by the next batch of these results.
+    stale = Path((results / ".ray_head").read_text().strip())
+    assert stale.is_dir()
+    again, _, _, _ = _start_namespaced_batch(tmp_path, "--fresh", "--agent", "demo", make_tests=False)
+    out, err = again.communicate(timeout=400)
+    assert again.returncode == 0, (out + err)[-4000:]
+    assert not stale.exists() and not (results / ".ray_head").exists()
 
 
 def _raylet_node_id(cluster: LocalRayCluster, name: str) -> str:

@@ -53,7 +53,7 @@ def _run_batch(args: argparse.Namespace, requested: dict[str, Any], results_dir:
     to_run = [t for t in tests if needs_run(_entry(summary, t), args.retry_errors)]
     runnable = [t for t in to_run if t.error is None]
     plan = assign_threads(runnable, args.threads) if runnable else {}
-    child_args, child_env = _ray_cluster(args, summary.config, len(plan), cleanup) if plan else ([], {})
+    child_args, child_env = _ray_cluster(args, summary.config, len(plan), results_dir, cleanup) if plan else ([], {})
     writer = SummaryWriter(summary_path, summary)
     writer.start({n: [t.test_id for t in batch] for n, batch in plan.items()})
     progress = BatchProgress({t.test_id: n for n, batch in plan.items() for t in batch}, len(plan),
@@ -98,7 +98,7 @@ def _run_batch(args: argparse.Namespace, requested: dict[str, Any], results_dir:
     return code
 
 
-def _ray_cluster(args: argparse.Namespace, options: GivenOptions, threads: int,
+def _ray_cluster(args: argparse.Namespace, options: GivenOptions, threads: int, results_dir: Path,
                  cleanup: ExitStack) -> tuple[list[str], dict[str, str]]:
     """With --executor ray every child runs on one cluster: the one --ray-address (or RAY_ADDRESS)
     names, else one local head the batch starts now and stops when it ends (children's argv, env)."""
@@ -111,7 +111,8 @@ def _ray_cluster(args: argparse.Namespace, options: GivenOptions, threads: int,
     from tierbench.execute.ray_head import LocalRayHead
 
     parallel, run_cpus = options.get("parallel"), options.get("run_cpus")
-    head = LocalRayHead(cpus=int(threads * parallel * run_cpus + 0.999), slots=threads * parallel)
+    head = LocalRayHead(cpus=int(threads * parallel * run_cpus + 0.999), slots=threads * parallel,
+                        record=results_dir / ".ray_head")
     cleanup.callback(head.stop)
     try:
         head.start()

@@ -150,6 +150,8 @@ class Coordinator:
         try:
             self.executor = self.make_executor(base_commit)
         except ExecutorUnavailable as exc:
+            if self._stop.is_set():  # stopped while the executor was starting (e.g. joining a cluster)
+                return self._finish_interrupted()
             self.store.close(ExperimentStatus.FAILED)
             return Outcome(EXIT_ERROR, str(exc), [str(exc)])
         self.progress.start(self.config.test_id, self._totals(), self._done_by_tier(),

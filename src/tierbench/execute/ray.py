@@ -96,7 +96,25 @@ class RayExecutor(Executor):
         address = address or os.environ.get("RAY_ADDRESS") or None  # e.g. set by `tierbench batch`
         self.layout = layout
         self.run_cpus = run_cpus
+        # Joining can wait a long time on a cluster that is gone (e.g. the batch that started it was
+        # killed): a stop signal meanwhile is handled as usual and then aborts the join.
         handlers = _stop_handlers()
+        _abort_on_stop(handlers)
+        try:
+            self._join(ray, address, parallel, run_cpus)
+            _abort_on_stop(handlers)  # ray.init installed its own SIGTERM handler
+            self._setup(ray, layout, experiment_key, base_commit, run_cpus)
+        except _JoinInterrupted:
+            _reassert_signal_handlers(handlers)
+            try:
+                ray.shutdown()
+            except Exception:
+                pass
+            raise RayUnavailable("interrupted while starting or joining the Ray cluster") from None
+        finally:
+            _reassert_signal_handlers(handlers)
+
+    def _join(self, ray: Any, address: str | None, parallel: int, run_cpus: float) -> None:
         try:
             if address is None:  # a local instance with one slot per parallel run
                 ray.init(num_cpus=max(1, int(parallel * run_cpus + 0.999)), resources={SLOT_RESOURCE: parallel},
@@ -108,7 +126,10 @@ class RayExecutor(Executor):
             raise RayUnavailable(f"cannot start or join Ray at {address or 'a new local instance'} "
                                  f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
                                  "Fix --ray-address (host:port or auto), or start the cluster first") from None
-        _reassert_signal_handlers(handlers)
+
+    def _setup(self, ray: Any, layout: ExperimentLayout, experiment_key: str, base_commit: str,
+               run_cpus: float) -> None:
+        self._gcs = str(ray.get_runtime_context().gcs_address or "")
         self._slots = SLOT_RESOURCE in ray.cluster_resources()
         self._context = {
             "experiment_key": experiment_key,
@@ -257,9 +278,10 @@ class RayExecutor(Executor):
             except Exception:
                 pass
         self._tasks.clear()
-        self._limits.close()  # stats.json was written before: the coordinator's _finish
+        if _reachable(self._gcs):  # a cluster that is gone (e.g. the batch's head was killed) is not waited on
+            self._limits.close()  # stats.json was written before: the coordinator's _finish
+            self._clean_nodes()
         set_limiter_backend(None)
-        self._clean_nodes()
         self._ray.shutdown()
 
     def _clean_nodes(self, timeout: float = 30.0) -> None:
@@ -283,6 +305,41 @@ class RayExecutor(Executor):
             self._ray.wait(refs, num_returns=len(refs), timeout=timeout)
         except Exception:
             pass
+
+
+def _reachable(address: str, timeout: float = 2.0) -> bool:
+    """Whether the cluster's GCS (host:port) still accepts connections."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return True  # unknown: try, as before
+    import socket
+
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class _JoinInterrupted(BaseException):
+    """A stop signal arrived while the executor was still starting or joining Ray."""
+
+
+def _abort_on_stop(handlers: dict[int, Any]) -> None:
+    """Until `_reassert_signal_handlers`: a stop signal runs the coordinator's handler, then aborts."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def abort(signum: int, frame: Any) -> None:
+        previous = handlers.get(signum)
+        if callable(previous):
+            previous(signum, frame)
+        raise _JoinInterrupted()
+
+    for signum in handlers:
+        signal.signal(signum, abort)
 
 
 def _stop_handlers() -> dict[int, Any]:
