@@ -7,7 +7,8 @@ Work per run (a no-op agent and a `true` check, so everything measured is overhe
              cmd=true, one command check `true`, the command judge.
 
 Per-run time is marginal: (wall of 2N runs - wall of N runs) / N, for both, so tierbench's
-start-up (imports, lock, store, base repository) is left out, as the floor has none. Both are
+start-up (imports, lock, store, base repository) is left out, as the floor has none; it is printed
+on its own line (wall of N runs - N x the marginal figure, at --parallel 1). Both are
 measured side by side, interleaved, --repeat times; medians are printed.
 
 Parallel efficiency: the same with 1 s agents (`sleep 1`) at --parallel 8:
@@ -124,9 +125,13 @@ def floor_repo(root: Path, test_dir: Path) -> tuple[Path, str]:
     return repo, commit
 
 
-def marginal(measure, runs: int) -> float:
-    """(wall of 2N runs - wall of N runs) / N."""
-    return (measure(2 * runs) - measure(runs)) / runs
+def marginal(measure, runs: int, startups: list[float] | None = None) -> float:
+    """(wall of 2N runs - wall of N runs) / N; the fixed cost (wall of N runs - N x that) goes to `startups`."""
+    small, large = measure(runs), measure(2 * runs)
+    per_run = (large - small) / runs
+    if startups is not None:
+        startups.append(small - runs * per_run)
+    return per_run
 
 
 def main() -> int:
@@ -141,11 +146,13 @@ def main() -> int:
         noop, sleepy = make_test(root, 0), make_test(root, 1.0)
         repo, commit = floor_repo(root, noop)
         results = root / "results"
+        startups: list[float] = []
         print(f"{'':24} {'tierbench ms/run':>17} {'floor ms/run':>13} {'ratio':>6}")
         for parallel in (1, 2):
             ours, floor = [], []
             for _ in range(args.repeat):
-                ours.append(marginal(lambda n: tierbench_wall(noop, results, n, parallel, 0), args.runs))
+                ours.append(marginal(lambda n: tierbench_wall(noop, results, n, parallel, 0), args.runs,
+                                     startups if parallel == 1 else None))
                 floor.append(marginal(lambda n: floor_wall(repo, commit, root / "floor", n, parallel, 0), args.runs))
             o, f = statistics.median(ours), statistics.median(floor)
             ratio = o / f
@@ -164,6 +171,7 @@ def main() -> int:
         ok &= eo >= 0.93
         print(f"1 s agents, --parallel 8: efficiency tierbench {eo:.2f}, floor {ef:.2f} "
               f"(goal >= 0.93: {'ok' if eo >= 0.93 else 'MISSED'})")
+        print(f"tierbench start-up (a whole `tierbench run` less its runs): {statistics.median(startups):.2f} s")
         print(f"({os.cpu_count()} CPUs; medians of {args.repeat}; marginal over {args.runs} and "
               f"{args.sleep_runs} extra runs)")
     return 0 if ok else 1

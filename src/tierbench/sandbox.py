@@ -57,8 +57,9 @@ class SandboxPolicy:
     def active(self) -> bool:
         return self.kind == "bwrap"
 
-    def wrap(self, argv: list[str], cwd: Path) -> list[str]:
-        """The argv that runs `argv` (in `cwd`) under this policy."""
+    def wrap(self, argv: list[str], cwd: Path, *, status_fd: int | None = None) -> list[str]:
+        """The argv that runs `argv` (in `cwd`) under this policy. With `status_fd`, bwrap reports its
+        namespace's init on that descriptor (`tierbench.process.SandboxNamespace` reads it)."""
         if not self.active:
             return list(argv)
         if not self.bwrap:
@@ -79,6 +80,8 @@ class SandboxPolicy:
             wrapped.append("--unshare-net")  # bwrap brings up lo in the new namespace
         for name in self.env_unset:
             wrapped += ["--unsetenv", name]
+        if status_fd is not None:
+            wrapped += ["--json-status-fd", str(status_fd)]
         wrapped += ["--die-with-parent", "--cap-drop", "ALL", "--new-session", "--chdir", str(cwd), "--"]
         return wrapped + list(argv)
 

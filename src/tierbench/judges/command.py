@@ -45,12 +45,12 @@ def run_command_checks(rubric: Rubric, workspace: Path, out_dir: Path, registry:
         if timeout_cap is not None:
             timeout = min(timeout, timeout_cap)
         log = out_dir / f"{_safe_name(item.id)}.log"
-        stray_stderr = out_dir / f"{_safe_name(item.id)}.stderr.log"
-        # `exec 2>&1` first so the log keeps stdout and stderr in the order they were written.
-        outcome = run_process(f"exec 2>&1\n{item.command}", cwd=workspace, env=env, timeout=timeout,
-                              stdout_path=log, stderr_path=stray_stderr, registry=registry, shell=True,
-                              sandbox=sandbox)
-        _fold_stderr(log, stray_stderr, outcome.start_error)
+        outcome = run_process(item.command, cwd=workspace, env=env, timeout=timeout, stdout_path=log,
+                              stderr_path=log, registry=registry, shell=True, sandbox=sandbox)
+        if outcome.start_error:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "ab") as handle:
+                handle.write(f"[tierbench] could not start the check: {outcome.start_error}\n".encode())
         results.append(CommandCheckResult(
             item_id=item.id, command=item.command, exit_code=outcome.exit_code,
             passed=outcome.exit_code == 0 and not outcome.timed_out, timed_out=outcome.timed_out,
@@ -63,18 +63,6 @@ def _safe_name(item_id: str) -> str:
     """Item ids are free text in the rubric; the log file name must stay inside out_dir."""
     name = re.sub(r"[^A-Za-z0-9._-]", "_", item_id).lstrip(".")
     return name or "item"
-
-
-def _fold_stderr(log: Path, stderr: Path, start_error: str | None) -> None:
-    """Anything that reached stderr before `exec 2>&1` (or a start error) is appended to the log."""
-    extra = stderr.read_bytes() if stderr.exists() else b""
-    stderr.unlink(missing_ok=True)
-    if start_error:
-        extra += f"[tierbench] could not start the check: {start_error}\n".encode()
-    if extra:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "ab") as handle:
-            handle.write(extra)
 
 
 def _tail(path: Path, limit: int = OUTPUT_TAIL_BYTES) -> str:
