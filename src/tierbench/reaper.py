@@ -29,6 +29,7 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 MARKER_ENV = "TIERBENCH_SESSION"
@@ -46,30 +47,32 @@ def new_session(root: Path | None) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+def proc_files(name: str) -> Iterator[tuple[int, bytes]]:
+    """(pid, contents of /proc/<pid>/<name>) for every process that can be read now."""
+    try:
+        pids = [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/{name}", "rb") as handle:
+                yield pid, handle.read()
+        except OSError:
+            continue
+
+
 def marked_pids(prefix: str, *, exact: bool = False) -> list[int]:
     """Live processes (not zombies, not this one) whose TIERBENCH_SESSION starts with `prefix`
     (equals it, with `exact`)."""
     wanted = _MARKER_BYTES + prefix.encode()
-    found = []
     me = os.getpid()
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return []
-    for name in names:
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as handle:
-                environ = handle.read()
-        except OSError:
+    found = []
+    for pid, environ in proc_files("environ"):
+        if pid == me:
             continue
         items = environ.split(b"\0")
-        if not any(item == wanted if exact else item.startswith(wanted) for item in items):
-            continue
-        if _is_zombie(int(name)):
-            continue
-        found.append(int(name))
+        if any(item == wanted if exact else item.startswith(wanted) for item in items) and not _is_zombie(pid):
+            found.append(pid)
     return found
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from tierbench.execute.executor import ExecutorUnavailable
 from tierbench.execute.ray import SLOT_RESOURCE
-from tierbench.reaper import MARKER_ENV, kill_marked, new_session
+from tierbench.reaper import MARKER_ENV, kill_marked, new_session, proc_files
 from tierbench.store.atomic import atomic_write_text
 
 _STARTED = b"Ray runtime started"
@@ -140,16 +140,9 @@ def _remove_stale(record: Path) -> None:
 def _descendants(root: int) -> list[int]:
     """Every live process descending from `root` (a snapshot of /proc)."""
     children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
+    for pid, stat in proc_files("stat"):
         parent = int(stat[stat.rindex(b")") + 2:].split()[1])
-        children.setdefault(parent, []).append(int(name))
+        children.setdefault(parent, []).append(pid)
     found, stack = [], [root]
     while stack:
         for child in children.get(stack.pop(), []):
