@@ -56,25 +56,15 @@ GITCONFIG = "[user]\n\tname = tierbench agent\n\temail = agent@tierbench.invalid
 _ERROR_LINE = re.compile(r"^litellm\.(\w+Error):.*$", re.MULTILINE)
 
 
-def _base_url(ctx: AgentContext) -> str | None:
-    return ctx.options.get("base_url") or ctx.base_env.get("OPENAI_BASE_URL") or None
-
-
-def model_name(ctx: AgentContext) -> str | None:
-    if not ctx.model:
-        return None
-    return f"openai/{ctx.model}" if _base_url(ctx) and "/" not in ctx.model else ctx.model
-
-
 def build_command(ctx: AgentContext, home: Path, prompt: str) -> tuple[list[str], dict[str, str]]:
     binary, _ = cli_base.resolve_binary(SPEC, ctx.options, ctx.base_env)
     argv = [binary]
-    if (model := model_name(ctx)) is not None:
+    if (model := cli_base.litellm_model(ctx)) is not None:
         argv += ["--model", model]
     argv += [*FLAGS, "--analytics-log", str(home / "analytics.jsonl"),
              "--chat-history-file", str(home / "chat.history.md"),
              "--input-history-file", str(home / "input.history")]
-    if (base_url := _base_url(ctx)) is not None:
+    if (base_url := cli_base.litellm_base_url(ctx)) is not None:
         argv += ["--openai-api-base", base_url]
     if ctx.options.get("edit_format"):
         argv += ["--edit-format", ctx.options["edit_format"]]

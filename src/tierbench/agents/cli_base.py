@@ -204,6 +204,20 @@ def write_transcript(ctx: AgentContext, agent: str, entries: list[dict[str, Any]
     return count_usage(run_transcript(ctx.agent_dir, agent))
 
 
+def litellm_base_url(ctx: AgentContext) -> str | None:
+    """Where a LiteLLM-based agent (Aider, mini-swe-agent) sends requests: `base_url`, else
+    OPENAI_BASE_URL, else the provider's own."""
+    return ctx.options.get("base_url") or ctx.base_env.get("OPENAI_BASE_URL") or None
+
+
+def litellm_model(ctx: AgentContext) -> str | None:
+    """The model as LiteLLM names it: behind an OpenAI-compatible base URL a bare model name needs the
+    `openai/` provider prefix."""
+    if not ctx.model:
+        return None
+    return f"openai/{ctx.model}" if litellm_base_url(ctx) and "/" not in ctx.model else ctx.model
+
+
 def as_dict(value: Any) -> dict[str, Any]:
     """`value` when it is a JSON object, else {} (agent output is read tolerantly)."""
     return value if isinstance(value, dict) else {}

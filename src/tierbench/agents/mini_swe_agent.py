@@ -50,22 +50,12 @@ ENV = {"MSWEA_CONFIGURED": "true", "MSWEA_SILENT_STARTUP": "1", "MSWEA_COST_TRAC
 _RESULT_STATUSES = {"Submitted", "LimitsExceeded"}  # the agent finished or ran out of steps: a result
 
 
-def _base_url(ctx: AgentContext) -> str | None:
-    return ctx.options.get("base_url") or ctx.base_env.get("OPENAI_BASE_URL") or None
-
-
-def model_name(ctx: AgentContext) -> str | None:
-    if not ctx.model:
-        return None
-    return f"openai/{ctx.model}" if _base_url(ctx) and "/" not in ctx.model else ctx.model
-
-
 def config(ctx: AgentContext) -> dict[str, Any]:
     agent: dict[str, Any] = {"mode": "yolo", "cost_limit": 0, "step_limit": ctx.subtest.max_turns or 0}
     if (text := cli_base.instructions(ctx, None)) is not None:
         agent["system_template"] = DEFAULT_SYSTEM_TEMPLATE + "\n" + text
     kwargs: dict[str, Any] = {"max_retries": 0}
-    if (base_url := _base_url(ctx)) is not None:
+    if (base_url := cli_base.litellm_base_url(ctx)) is not None:
         kwargs["api_base"] = base_url
     return {"agent": agent, "model": {"model_kwargs": kwargs}}
 
@@ -73,7 +63,7 @@ def config(ctx: AgentContext) -> dict[str, Any]:
 def build_command(ctx: AgentContext, home: Path, prompt: str) -> tuple[list[str], dict[str, str]]:
     binary, _ = cli_base.resolve_binary(SPEC, ctx.options, ctx.base_env)
     argv = [binary]
-    if (model := model_name(ctx)) is not None:
+    if (model := cli_base.litellm_model(ctx)) is not None:
         argv += ["-m", model]
     argv += ["-c", "mini.yaml", "-c", str(home / "tierbench.yaml"), "-y", "--exit-immediately",
              *ctx.subtest.agent_args, "-o", str(home / "traj.json"), "-t", prompt]
