@@ -206,13 +206,10 @@ class SandboxNamespace:
             self._state = "gone"
 
     def _first_report(self) -> dict | None:
-        poller = select.poll()
-        poller.register(self._read_fd, select.POLLIN)
         deadline = time.monotonic() + NAMESPACE_START_SECONDS
         data = b""
         while b"\n" not in data:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not poller.poll(math.ceil(remaining * 1000)):
+            if not _readable(self._read_fd, deadline - time.monotonic()):
                 return None
             chunk = os.read(self._read_fd, 4096)
             if not chunk:
@@ -228,11 +225,8 @@ class SandboxNamespace:
 
     def wait_gone(self, timeout: float) -> bool:
         """True once the namespace is known to be empty (waiting up to `timeout` for its init)."""
-        if self._state == "watching" and self._pidfd is not None:
-            poller = select.poll()
-            poller.register(self._pidfd, select.POLLIN)
-            if poller.poll(math.ceil(timeout * 1000)):
-                self._state = "gone"
+        if self._state == "watching" and self._pidfd is not None and _readable(self._pidfd, timeout):
+            self._state = "gone"
         return self._state == "gone"
 
     def close(self) -> None:
@@ -247,6 +241,18 @@ class SandboxNamespace:
 
 
 _MAX_POLL_MS = 86_400_000  # poll(2) takes a C int of milliseconds; wait a day at a time
+
+
+def _readable(fd: int, timeout: float) -> bool:
+    """Whether `fd` becomes readable within `timeout` seconds (0 or less: only if it is already)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    deadline = time.monotonic() + max(timeout, 0.0)
+    while True:  # poll retries itself on EINTR (PEP 475); the loop only splits waits over a day
+        if poller.poll(min(math.ceil(max(deadline - time.monotonic(), 0.0) * 1000), _MAX_POLL_MS)):
+            return True
+        if time.monotonic() >= deadline:
+            return False
 
 
 def wait_for_exit(proc: subprocess.Popen[bytes], timeout: float | None) -> int:
@@ -264,12 +270,8 @@ def wait_for_exit(proc: subprocess.Popen[bytes], timeout: float | None) -> int:
     except (AttributeError, OSError):  # no pidfd here, or the child is already reaped
         return proc.wait(timeout=timeout)
     try:
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        deadline = time.monotonic() + max(timeout, 0.0)
-        while not poller.poll(min(math.ceil(max(deadline - time.monotonic(), 0.0) * 1000), _MAX_POLL_MS)):
-            if time.monotonic() >= deadline:  # poll retries itself on EINTR (PEP 475)
-                raise subprocess.TimeoutExpired(proc.args, timeout)
+        if not _readable(pidfd, timeout):
+            raise subprocess.TimeoutExpired(proc.args, timeout)
     finally:
         os.close(pidfd)
     return proc.wait()
