@@ -36,6 +36,26 @@ def agent_bin(agent: str) -> str:
     return str(path)
 
 
+# What the native-agent tests give their T0 subtest: an instruction file and a skill, each carrying
+# a marker the test then looks for in the model's request.
+NOTES_AND_SKILL_FILES = """\
+files:
+  CLAUDE.md: 'Always run the checks: NOTES-MARKER-7'
+  .claude/skills/careful-fix/SKILL.md: |
+    ---
+    name: careful-fix
+    description: SKILL-MARKER-3 a disciplined loop for fixing small bugs
+    ---
+    Reproduce, fix, verify.
+"""
+
+
+def write_notes_and_skill_subtest(test_dir: Path, description: str, extra_yaml: str = "") -> None:
+    """The calc test's T0 subtest with NOTES_AND_SKILL_FILES, plus `extra_yaml` (e.g. a tools: block)."""
+    (test_dir / "tiers" / "T0" / "00-variant0.yaml").write_text(
+        f"description: {description}\n{extra_yaml}{NOTES_AND_SKILL_FILES}")
+
+
 def calc_test(tmp_path: Path) -> Path:
     return make_test_dir(tmp_path / "tests", "calc", tiers=("T0",), subtests=1)
 

@@ -8,17 +8,9 @@ import json
 import pytest
 
 from tests.e2e.agent_runs import (FIX_COMMAND, SECRET, assert_auth_error, assert_graded_and_fixed, assert_no_secret,
-                                  assert_rate_limited_exit_2, calc_test, run_agent, run_dir, transcript)
+                                  assert_rate_limited_exit_2, calc_test, run_agent, run_dir, transcript,
+                                  write_notes_and_skill_subtest)
 from tests.support.fake_responses import FakeResponses, Usage, auth_error, rate_limited, text_turn, tool_turn
-
-SKILL = """\
-  .claude/skills/careful-fix/SKILL.md: |
-    ---
-    name: careful-fix
-    description: SKILL-MARKER-3 a disciplined loop for fixing small bugs
-    ---
-    Reproduce, fix, verify.
-"""
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("offline")]
 MODEL = "gpt-5-mini"  # priced in prices.toml: $0.25 in / $0.025 cached / $2 out per MTok
@@ -32,9 +24,7 @@ def test_codex_edits_workspace_and_is_graded(tmp_path):
     usage = Usage(input_tokens=1000, output_tokens=60, cached_tokens=400, reasoning_tokens=20)
     script = [tool_turn("exec_command", {"cmd": FIX_COMMAND}, usage=usage), text_turn("Fixed.", usage=usage)]
     test_dir = calc_test(tmp_path)
-    (test_dir / "tiers" / "T0" / "00-variant0.yaml").write_text(
-        "description: with project notes\nfiles:\n  CLAUDE.md: 'Always run the checks: NOTES-MARKER-7'\n"
-        + SKILL)
+    write_notes_and_skill_subtest(test_dir, "with project notes")
     with FakeResponses(script) as api:
         proc, exp = run_agent(tmp_path, "codex", MODEL, env=_env(api), test_dir=test_dir)
         main = api.main_requests()

@@ -8,17 +8,9 @@ import json
 import pytest
 
 from tests.e2e.agent_runs import (FIX_COMMAND, SECRET, assert_auth_error, assert_graded_and_fixed, assert_no_secret,
-                                  assert_rate_limited_exit_2, calc_test, run_agent, run_dir, transcript)
+                                  assert_rate_limited_exit_2, calc_test, run_agent, run_dir, transcript,
+                                  write_notes_and_skill_subtest)
 from tests.support.fake_gemini import FakeGemini, Usage, auth_error, rate_limited, text_turn, tool_turn
-
-SKILL = """\
-  .claude/skills/careful-fix/SKILL.md: |
-    ---
-    name: careful-fix
-    description: SKILL-MARKER-3 a disciplined loop for fixing small bugs
-    ---
-    Reproduce, fix, verify.
-"""
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("offline")]
 MODEL = "gemini-2.5-flash"  # priced in prices.toml: $0.30 in / $0.075 cached / $2.50 out per MTok
@@ -33,10 +25,8 @@ def test_gemini_edits_workspace_and_is_graded(tmp_path):
     script = [tool_turn("run_shell_command", {"command": FIX_COMMAND, "is_background": False}, usage=usage),
               text_turn("Fixed.", usage=usage)]
     test_dir = calc_test(tmp_path)
-    (test_dir / "tiers" / "T0" / "00-variant0.yaml").write_text(
-        "description: notes and a smaller toolbox\nfiles:\n  CLAUDE.md: 'Always run the checks: NOTES-MARKER-7'\n"
-        + SKILL +
-        "tools:\n  disabled: [google_web_search, web_fetch]\n")
+    write_notes_and_skill_subtest(test_dir, "notes and a smaller toolbox",
+                                  "tools:\n  disabled: [google_web_search, web_fetch]\n")
     with FakeGemini(script, model_version=MODEL) as api:
         proc, exp = run_agent(tmp_path, "gemini", MODEL, env=_env(api), test_dir=test_dir)
         main = api.main_requests()

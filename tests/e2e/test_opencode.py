@@ -8,26 +8,12 @@ import json
 import pytest
 
 from tests.e2e.agent_runs import (FIX_COMMAND, SECRET, assert_auth_error, assert_graded_and_fixed, assert_no_secret,
-                                  assert_rate_limited_exit_2, calc_test, run_agent, run_dir, transcript)
+                                  assert_rate_limited_exit_2, calc_test, run_agent, run_dir, transcript,
+                                  write_notes_and_skill_subtest)
 from tests.support.fake_chat import FakeChat, Usage, auth_error, rate_limited, text_turn, tool_turn
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("offline")]
 MODEL = "gpt-4.1-mini"  # priced in prices.toml: $0.40 in / $0.10 cached / $1.60 out per MTok
-
-SUBTEST = """\
-description: project notes, a skill, a smaller toolbox
-tools:
-  disabled: [webfetch, apply_patch]
-files:
-  CLAUDE.md: 'Always run the checks: NOTES-MARKER-7'
-  .claude/skills/careful-fix/SKILL.md: |
-    ---
-    name: careful-fix
-    description: SKILL-MARKER-3 a disciplined loop for fixing small bugs
-    ---
-    Reproduce, fix, verify.
-"""
-
 
 def _env(api: FakeChat) -> dict[str, str]:
     return {"OPENAI_API_KEY": SECRET, "OPENAI_BASE_URL": f"{api.url}/v1"}
@@ -38,7 +24,8 @@ def test_opencode_edits_workspace_and_is_graded(tmp_path):
     script = [tool_turn("bash", {"command": FIX_COMMAND, "description": "fix calc.py"}, usage=usage),
               text_turn("Fixed.", usage=usage)]
     test_dir = calc_test(tmp_path)
-    (test_dir / "tiers" / "T0" / "00-variant0.yaml").write_text(SUBTEST)
+    write_notes_and_skill_subtest(test_dir, "project notes, a skill, a smaller toolbox",
+                                  "tools:\n  disabled: [webfetch, apply_patch]\n")
     with FakeChat(script) as api:
         proc, exp = run_agent(tmp_path, "opencode", MODEL, env=_env(api), test_dir=test_dir)
         main = api.main_requests()
