@@ -20,7 +20,7 @@ import time
 from typing import Any, Literal
 
 from tests.support.fake_responses import openai_error
-from tests.support.fake_scripted import (RecordedRequest, ScriptedHandler, ScriptedServer, Turn, Usage, auth_error,
+from tests.support.fake_scripted import (ScriptedHandler, ScriptedServer, Turn, Usage, auth_error,
                                          new_id, rate_limited, text_turn, tool_turn)
 
 __all__ = ["FakeChat", "Usage", "auth_error", "rate_limited", "text_turn", "tool_turn"]
@@ -46,24 +46,16 @@ class FakeChat(ScriptedServer):
         self.turns_by = turns_by
 
     def handle_post(self, handler: ScriptedHandler, path: str, body: Any) -> None:
-        headers = dict(handler.headers)
         if not path.split("?")[0].endswith("/chat/completions"):
-            self.record(RecordedRequest("POST", path, headers, body, "other"))
-            handler.send_json(404, {"error": {"message": f"no route {path}", "type": "not_found"}})
+            self.not_found(handler, path, body, {"error": {"message": f"no route {path}", "type": "not_found"}})
             return
-        mode = self.take_error()
-        if mode is not None:
-            self.record(RecordedRequest("POST", path, headers, body, "error", status=mode.status))
-            handler.send_error_mode(mode, openai_error(mode))
-            return
-        body = body if isinstance(body, dict) else {}
-        if self.main_when == "tools" and not body.get("tools"):
-            self.record(RecordedRequest("POST", path, headers, body, "side"))
-            self._answer(handler, body, text_turn(self.side_text, usage=Usage(0, 0)))
-            return
-        index = _turn_index(body) if self.turns_by == "assistant_messages" else len(self.main_requests())
-        self.record(RecordedRequest("POST", path, headers, body, "main", turn_index=index))
-        self._answer(handler, body, self.turn(index))
+        self.answer_model_request(
+            handler, path, body, error_body=openai_error,
+            is_main=lambda request: self.main_when != "tools" or bool(request.get("tools")),
+            turn_index=lambda request: (_turn_index(request) if self.turns_by == "assistant_messages"
+                                        else len(self.main_requests())),
+            answer=lambda request, turn: self._answer(handler, request, turn),
+            side_turn=text_turn(self.side_text, usage=Usage(0, 0)))
 
     def _answer(self, handler: ScriptedHandler, body: dict[str, Any], turn: Turn) -> None:
         completion_id, created = new_id("chatcmpl"), int(time.time())

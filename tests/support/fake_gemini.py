@@ -51,30 +51,20 @@ class FakeGemini(ScriptedServer):
                  '"complexity_reasoning": "simple", "complexity_score": 1}')
 
     def handle_post(self, handler: ScriptedHandler, path: str, body: Any) -> None:
-        headers = dict(handler.headers)
         route = path.split("?")[0]
         if ":countTokens" in route:
-            self.record(RecordedRequest("POST", path, headers, body, "other"))
+            self.record(RecordedRequest("POST", path, dict(handler.headers), body, "other"))
             handler.send_json(200, {"totalTokens": 100})
             return
         if ":streamGenerateContent" not in route and ":generateContent" not in route:
-            self.record(RecordedRequest("POST", path, headers, body, "other"))
-            handler.send_json(404, {"error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}})
+            self.not_found(handler, path, body,
+                           {"error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}})
             return
-        mode = self.take_error()
-        if mode is not None:
-            self.record(RecordedRequest("POST", path, headers, body, "error", status=mode.status))
-            handler.send_error_mode(mode, google_error(mode))
-            return
-        body = body if isinstance(body, dict) else {}
         stream = ":streamGenerateContent" in route
-        if not body.get("tools"):
-            self.record(RecordedRequest("POST", path, headers, body, "side"))
-            self._answer(handler, text_turn(self.side_json, usage=Usage(0, 0)), stream)
-            return
-        index = _turn_index(body)
-        self.record(RecordedRequest("POST", path, headers, body, "main", turn_index=index))
-        self._answer(handler, self.turn(index), stream)
+        self.answer_model_request(
+            handler, path, body, error_body=google_error, is_main=lambda request: bool(request.get("tools")),
+            turn_index=_turn_index, answer=lambda request, turn: self._answer(handler, turn, stream),
+            side_turn=text_turn(self.side_json, usage=Usage(0, 0)))
 
     def _answer(self, handler: ScriptedHandler, turn: Turn, stream: bool) -> None:
         parts: list[dict[str, Any]] = []

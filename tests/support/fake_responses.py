@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.support.fake_scripted import (ErrorMode, RecordedRequest, ScriptedHandler, ScriptedServer, Turn,
+from tests.support.fake_scripted import (ErrorMode, ScriptedHandler, ScriptedServer, Turn,
                                          Usage, auth_error, new_id, rate_limited, text_turn, tool_turn)
 
 __all__ = ["FakeResponses", "Usage", "auth_error", "rate_limited", "text_turn", "tool_turn", "openai_error"]
@@ -47,24 +47,13 @@ def _turn_index(body: dict[str, Any]) -> int:
 
 class FakeResponses(ScriptedServer):
     def handle_post(self, handler: ScriptedHandler, path: str, body: Any) -> None:
-        headers = dict(handler.headers)
         if not path.split("?")[0].endswith("/responses"):
-            self.record(RecordedRequest("POST", path, headers, body, "other"))
-            handler.send_json(404, {"error": {"message": f"no route {path}", "type": "not_found"}})
+            self.not_found(handler, path, body, {"error": {"message": f"no route {path}", "type": "not_found"}})
             return
-        mode = self.take_error()
-        if mode is not None:
-            self.record(RecordedRequest("POST", path, headers, body, "error", status=mode.status))
-            handler.send_error_mode(mode, openai_error(mode))
-            return
-        body = body if isinstance(body, dict) else {}
-        if not body.get("tools"):
-            self.record(RecordedRequest("POST", path, headers, body, "side"))
-            self._stream(handler, body, text_turn(self.side_text))
-            return
-        index = _turn_index(body)
-        self.record(RecordedRequest("POST", path, headers, body, "main", turn_index=index))
-        self._stream(handler, body, self.turn(index))
+        self.answer_model_request(
+            handler, path, body, error_body=openai_error, is_main=lambda request: bool(request.get("tools")),
+            turn_index=_turn_index, answer=lambda request, turn: self._stream(handler, request, turn),
+            side_turn=text_turn(self.side_text))
 
     def _stream(self, handler: ScriptedHandler, body: dict[str, Any], turn: Turn) -> None:
         response_id = new_id("resp")

@@ -25,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from collections.abc import Callable
 from typing import Any
 
 from tests.support.loopback import LoopbackServer
@@ -157,6 +158,34 @@ class ScriptedServer(LoopbackServer):
     def record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)
+
+    # -- the request flow every protocol shares
+    def not_found(self, handler: "ScriptedHandler", path: str, body: Any, payload: Any) -> None:
+        """A route the fake does not serve: recorded as "other", answered 404 in the protocol's shape."""
+        self.record(RecordedRequest("POST", path, dict(handler.headers), body, "other"))
+        handler.send_json(404, payload)
+
+    def answer_model_request(self, handler: "ScriptedHandler", path: str, body: Any, *,
+                             error_body: Callable[[ErrorMode], Any], is_main: Callable[[dict[str, Any]], bool],
+                             turn_index: Callable[[dict[str, Any]], int],
+                             answer: Callable[[dict[str, Any], Turn], None], side_turn: Turn) -> None:
+        """A model call: a pending error mode answers first (in `error_body`'s shape); a request that
+        is not a main turn (`is_main` false: a title, a classifier) gets `side_turn`; a main request
+        gets the script's turn for its position in the conversation (`turn_index`)."""
+        headers = dict(handler.headers)
+        mode = self.take_error()
+        if mode is not None:
+            self.record(RecordedRequest("POST", path, headers, body, "error", status=mode.status))
+            handler.send_error_mode(mode, error_body(mode))
+            return
+        body = body if isinstance(body, dict) else {}
+        if not is_main(body):
+            self.record(RecordedRequest("POST", path, headers, body, "side"))
+            answer(body, side_turn)
+            return
+        index = turn_index(body)
+        self.record(RecordedRequest("POST", path, headers, body, "main", turn_index=index))
+        answer(body, self.turn(index))
 
     # -- protocol hooks
     def handle_post(self, handler: "ScriptedHandler", path: str, body: Any) -> None:
