@@ -173,6 +173,8 @@ class Coordinator:
                 break
             completions = self.executor.poll(_POLL_SECONDS)
             self._record_launches()
+            for started in self.executor.take_started():  # before their completions, if any
+                self.progress.run_started(str(started))
             if not completions:
                 self.progress.tick()
                 continue
@@ -182,7 +184,8 @@ class Coordinator:
 
     def _launch_ready(self, base_commit: str) -> None:
         assert self.executor is not None
-        while len(self._in_flight) < self.config.parallel:
+        # Runs queued beyond --parallel are prepared, not started: at most --parallel agents run.
+        while len(self._in_flight) < self.config.parallel + self.executor.queue_ahead:
             key = self.queues.next_ready()
             if key is None:
                 return
@@ -195,7 +198,8 @@ class Coordinator:
                                  agent=self._agent(subtest.agent or self.config.agent),
                                  judges=self._judges, registry=self.registry, sandbox=self._sandbox)
             self._in_flight[key] = time.monotonic()
-            self.progress.run_started(str(key))
+            if not self.executor.reports_starts:
+                self.progress.run_started(str(key))
             self.executor.submit(request)
 
     def _absorb(self, completion: Completion) -> str | None:
@@ -224,7 +228,8 @@ class Coordinator:
             if info is not None and (gate is None or info.reset_at > gate):
                 self.store.record_rate_limit(info)
                 self.progress.paused(info.reset_at, info.source, info.message)
-            for withdrawn in self.executor.cancel_queued() if self.executor is not None else []:
+            withdrawn_runs = self.executor.cancel_queued() if self.executor is not None else []
+            for withdrawn in reversed(withdrawn_runs):  # each goes to the front: keep their order
                 self._in_flight.pop(withdrawn, None)  # queued but not started: not an attempt
                 self.queues.give_back(withdrawn)
         elif status is RunStatus.INTERRUPTED:
@@ -258,6 +263,9 @@ class Coordinator:
 
     def _stop_launching(self) -> None:
         self.queues.set_aside_all()  # nothing new launches in this session
+        if self.executor is not None:
+            for withdrawn in self.executor.cancel_queued():  # submitted but not started: not run either
+                self._in_flight.pop(withdrawn, None)
 
     # -- rate-limit gate ---------------------------------------------------------------------
     def _gate_until(self) -> datetime | None:

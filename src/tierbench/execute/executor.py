@@ -36,6 +36,16 @@ class Completion:
 
 class Executor(ABC):
     name: str = "executor"
+    # How many runs the coordinator may keep submitted beyond --parallel. An executor that
+    # prepares queued runs ahead (the local one checks out their workspaces) asks for some.
+    queue_ahead: int = 0
+    # True when the executor says which submitted runs have started (`take_started`); otherwise a
+    # run counts as started when it is submitted.
+    reports_starts: bool = False
+
+    def take_started(self) -> list[RunKey]:
+        """The submitted runs whose agent started since the last call (see `reports_starts`)."""
+        return []
 
     @abstractmethod
     def submit(self, request: RunRequest) -> None:

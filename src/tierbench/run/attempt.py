@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from tierbench.agents.base import Agent, AgentContext
@@ -60,27 +60,83 @@ class _Confinement:
     isolation: Isolation
 
 
+@dataclass
+class PreparedRun:
+    """A run whose workspace, private space and prompt are ready and whose agent has not started.
+
+    The local executor prepares queued runs while other runs' agents work, so a slot that frees
+    starts its next agent at once. `failure` is what went wrong while preparing; the attempt then
+    fails as an infrastructure error when it is run (finish_run), exactly as if it had failed there.
+    """
+
+    req: RunRequest
+    workspace: Path
+    private: Path
+    setup_seconds: float = 0.0
+    base: str = ""
+    confinement: _Confinement | None = None
+    agent_dir: Path | None = None
+    prompt_file: Path | None = None
+    failure: Exception | None = None
+
+
 def execute_run(req: RunRequest) -> RunResult:
     """Perform one attempt of a run and return its result (never raises for agent/judge trouble)."""
+    return finish_run(prepare_run(req))
+
+
+def prepare_run(req: RunRequest) -> PreparedRun:
+    """The attempt up to its agent: the subtest's worktree, the private space and sandbox policy, the
+    resolved config and the prompt. Never raises; a failure is kept for finish_run to record."""
     layout, key = req.layout, req.key
-    run_dir = layout.run_dir(key)
-    _clear_partial_attempt(run_dir)
-    started_at = datetime.now(timezone.utc)
     clock = time.monotonic()
-    workspace = layout.workspace(key)
-    private = layout.private_dir(key)
-    confinement: _Confinement | None = None
+    _clear_partial_attempt(layout.run_dir(key))
+    prepared = PreparedRun(req, layout.workspace(key), layout.private_dir(key))
     try:
         atomic_write_json(layout.run_config(key), resolved_config_record(req.subtest), durable=False)
-        base = subtest_commit(layout.repo, req.base_commit, req.subtest.files, f"{key.tier}/{key.subtest}",
-                              req.subtest.executable)
-        create_worktree(layout.repo, workspace, base)
-        confinement = _confine(req, workspace, create_private_space(private))
-        req.isolation = confinement.isolation
-        agent_dir = layout.agent_dir(key)
-        agent_dir.mkdir(parents=True, exist_ok=True)
-        prompt_file = agent_dir / "prompt.md"
-        atomic_write_text(prompt_file, req.test.prompt, durable=False)
+        prepared.base = subtest_commit(layout.repo, req.base_commit, req.subtest.files,
+                                       f"{key.tier}/{key.subtest}", req.subtest.executable)
+        create_worktree(layout.repo, prepared.workspace, prepared.base)
+        prepared.confinement = _confine(req, prepared.workspace, create_private_space(prepared.private))
+        req.isolation = prepared.confinement.isolation
+        prepared.agent_dir = layout.agent_dir(key)
+        prepared.agent_dir.mkdir(parents=True, exist_ok=True)
+        prepared.prompt_file = prepared.agent_dir / "prompt.md"
+        atomic_write_text(prepared.prompt_file, req.test.prompt, durable=False)
+    except Exception as exc:  # infrastructure trouble (git, disk): recorded when the attempt is run
+        prepared.failure = exc
+    prepared.setup_seconds = time.monotonic() - clock
+    return prepared
+
+
+def discard_prepared(prepared: PreparedRun) -> None:
+    """Undo a prepared run that will not start (withdrawn by a rate limit, a stop): no workspace,
+    private space or partial file of it stays, as if it had never been handed out."""
+    req = prepared.req
+    remove_private_space(prepared.private)
+    if prepared.workspace.exists():
+        _remove_workspace(req.layout.repo, prepared.workspace)
+    run_dir = req.layout.run_dir(req.key)
+    _clear_partial_attempt(run_dir)
+    try:
+        run_dir.rmdir()  # only when nothing else (earlier attempts) is in it
+    except OSError:
+        pass
+
+
+def finish_run(prepared: PreparedRun) -> RunResult:
+    """Run a prepared attempt: agent -> diff -> checks -> judges -> run_result.json. The attempt's
+    clock covers its preparation and this, not the time it waited prepared for a free slot."""
+    req = prepared.req
+    layout, key, workspace = req.layout, req.key, prepared.workspace
+    clock = time.monotonic() - prepared.setup_seconds
+    started_at = datetime.now(timezone.utc) - timedelta(seconds=prepared.setup_seconds)
+    try:
+        if prepared.failure is not None:
+            raise prepared.failure
+        confinement, agent_dir, prompt_file = prepared.confinement, prepared.agent_dir, prepared.prompt_file
+        assert confinement is not None and agent_dir is not None and prompt_file is not None
+        base = prepared.base
         outcome = req.agent.run(_agent_context(req, workspace, agent_dir, prompt_file, confinement))
         confinement.isolation.carried_files = list(outcome.carried_files)
         if req.registry.closed:
@@ -119,7 +175,7 @@ def execute_run(req: RunRequest) -> RunResult:
         except Exception:
             return result
     finally:
-        remove_private_space(private)  # a carried credential never outlives the attempt
+        remove_private_space(prepared.private)  # a carried credential never outlives the attempt
         if not req.config.keep_workspaces and workspace.exists():
             _remove_workspace(layout.repo, workspace)
 
