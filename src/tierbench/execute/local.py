@@ -46,6 +46,9 @@ class LocalExecutor(Executor):
         self._preparer: threading.Thread | None = None
         self._started: list[RunKey] = []  # agents started since the last take_started
         self._done: queue.SimpleQueue[Completion] = queue.SimpleQueue()
+        self._finished = 0  # completions put on _done so far
+        self._handed = 0  # completions poll has handed to the coordinator so far
+        self._absorbed = 0  # completions the coordinator has absorbed (it polls again only after)
         self._closed = False
 
     def submit(self, request: RunRequest) -> None:
@@ -66,8 +69,14 @@ class LocalExecutor(Executor):
             self._preparer.start()
 
     def _run_loop(self) -> None:
+        finished = 0  # the number of this thread's last completion
         while True:
             with self._cond:
+                # The next run starts only once the coordinator has absorbed the one this thread
+                # just finished: a rate limit it reported withdraws the queued runs first, and the
+                # stall breaker stops them, exactly as when runs were submitted one slot at a time.
+                while self._absorbed < finished and not self._closed:
+                    self._cond.wait()
                 self._idle += 1
                 while not (self._prepared or self._waiting or self._closed):
                     self._cond.wait()
@@ -88,7 +97,10 @@ class LocalExecutor(Executor):
             except BaseException as exc:  # never let a worker die silently: an error attempt
                 result = RunResult(tier=key.tier, subtest=key.subtest, run_number=key.run,
                                    status=RunStatus.ERROR, error=f"{type(exc).__name__}: {exc}")
-            self._done.put(Completion(key, result))
+            with self._cond:
+                self._finished += 1
+                finished = self._finished
+                self._done.put(Completion(key, result))
 
     def _prepare_loop(self) -> None:
         """Prepare queued runs while no run thread is free to take them (one at a time, in order)."""
@@ -122,6 +134,9 @@ class LocalExecutor(Executor):
         return started
 
     def poll(self, timeout: float) -> list[Completion]:
+        with self._cond:  # the coordinator polls again only after absorbing what it was handed
+            self._absorbed = self._handed
+            self._cond.notify_all()
         try:
             ended = [self._done.get(timeout=timeout)]
         except queue.Empty:
@@ -130,7 +145,10 @@ class LocalExecutor(Executor):
             try:
                 ended.append(self._done.get_nowait())
             except queue.Empty:
-                return ended
+                break
+        with self._cond:
+            self._handed += len(ended)
+        return ended
 
     def cancel_queued(self) -> list[RunKey]:
         """Withdraw submitted runs whose agent has not started, and remove what was prepared for
