@@ -78,12 +78,14 @@ class LocalExecutor(Executor):
                 while self._absorbed < finished and not self._closed:
                     self._cond.wait()
                 self._idle += 1
-                while not (self._prepared or self._waiting or self._closed):
+                # Runs start in the order they were submitted: the prepared ones, then the one being
+                # prepared (wait for it rather than overtake it), then the rest.
+                while not (self._prepared or (self._waiting and self._preparing is None) or self._closed):
                     self._cond.wait()
                 self._idle -= 1
                 if self._prepared:
                     work: PreparedRun | RunRequest = self._prepared.popleft()
-                elif self._waiting:
+                elif self._waiting and self._preparing is None:
                     work = self._waiting.popleft()
                 else:
                     return  # shut down and nothing left
