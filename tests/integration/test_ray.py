@@ -140,8 +140,16 @@ def test_runs_land_on_both_worker_nodes_and_the_experiment_checks(tmp_path, clus
               or driver.poll() is not None, 240, "both worker nodes to hold a copy of the experiment")
     assert all(list(cluster.node_workdir(name).glob("*/*/repo/.git/tierbench-base")) for name in "ab"), \
         "a node ran runs without a copy of its own"
-    out, err = driver.communicate(timeout=400)
+    # A node removes each run's directory once it is shipped back: at no moment do the nodes hold
+    # more run directories than --parallel 4 runs in flight, though 12 runs pass through them.
+    most_on_nodes, deadline = 0, time.monotonic() + 400
+    while driver.poll() is None and time.monotonic() < deadline:
+        on_nodes = [run for name in cluster.workers for run in cluster.node_workdir(name).glob("*/*/T*/*/run_*")]
+        most_on_nodes = max(most_on_nodes, len(on_nodes))
+        time.sleep(0.05)
+    out, err = driver.communicate(timeout=60)
     assert driver.returncode == 0, err[-4000:]
+    assert 0 < most_on_nodes <= 4, f"the nodes held {most_on_nodes} run directories at once"
     # Once the experiment is done, no node keeps anything of it (repository, snapshot, run dirs).
     assert _node_copies(cluster) <= before, f"left on the nodes: {sorted(_node_copies(cluster) - before)[:10]}"
     exp = results / "calc"
