@@ -109,6 +109,36 @@ def test_a_run_killed_in_flight_counts_as_spent(tmp_path: Path):
     assert json.loads((exp / "checkpoint.json").read_text())["spent_usd"] == 4 * COST
 
 
+def test_under_a_budget_no_run_is_committed_before_it_can_start(tmp_path: Path):
+    """Locally, runs are normally prepared ahead of a free slot; a launch under a budget journals a
+    commitment that a killed process's successor counts as spent, so nothing is queued ahead there:
+    while run 2 of 3 runs at --parallel 1, run 3 has no commitment and no workspace."""
+    test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T0",), subtests=1)  # 3 runs
+    exp = tmp_path / "results" / "calc"
+    marker = tmp_path / "run2.pid"
+    agent = tmp_path / "slow_second.sh"
+    agent.write_text("#!/bin/sh\n"
+                     f'if [ "$TIERBENCH_RUN" = 2 ]; then echo $$ > {marker}; sleep 2; fi\n'
+                     f"exec {_agent(tmp_path)}\n")
+    agent.chmod(0o755)
+    proc = start_cli(*_args(tmp_path, test_dir, 10 * COST, parallel=1, agent=str(agent)))
+    try:
+        deadline = time.monotonic() + 120
+        while not (marker.exists() and marker.read_text().strip()):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "run 2 never started"
+            time.sleep(0.05)
+        time.sleep(0.5)  # time enough to prepare run 3, were it queued ahead
+        committed = [(e["run"]) for e in map(json.loads, (exp / "journal.jsonl").read_text().splitlines())
+                     if e["ev"] == "commit"]
+        assert committed == [1, 2], f"commitments while run 2 runs: {committed}"
+        assert not (exp / "T0/00/run_03/workspace").exists(), "run 3 was prepared under a budget"
+    finally:
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert len(completed_runs(exp)) == 3
+
+
 def test_one_budget_covers_a_whole_batch(tmp_path: Path):
     """Three tests (3 runs each) under one budget of 5 runs, two tests at a time: 5 runs in all,
     exit 1 with the budget line; a higher budget finishes the batch."""

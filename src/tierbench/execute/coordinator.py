@@ -185,7 +185,10 @@ class Coordinator:
     def _launch_ready(self, base_commit: str) -> None:
         assert self.executor is not None
         # Runs queued beyond --parallel are prepared, not started: at most --parallel agents run.
-        while len(self._in_flight) < self.config.parallel + self.executor.queue_ahead:
+        # Not under a budget: a launch journals a commitment that a killed process's successor
+        # counts as spent, and a run that was only prepared has spent nothing.
+        ahead = self.executor.queue_ahead if self.budget_usd is None else 0
+        while len(self._in_flight) < self.config.parallel + ahead:
             key = self.queues.next_ready()
             if key is None:
                 return
