@@ -17,7 +17,9 @@ efficiency = ideal marginal wall (N runs x 1 s / 8) / measured marginal wall.
 Goals: tierbench at most 1.2x the floor at --parallel 1 and 2; efficiency at least 0.93.
 Exit status 1 if tierbench as shipped (sandboxed) misses a goal. Every tierbench figure is also
 measured with --sandbox none: the floor's spawns are plain, so that row is tierbench's own overhead
-and the gap between the rows is what bubblewrap costs (two sandboxed processes per run).
+and the gap between the rows is what bubblewrap costs (two sandboxed processes per run). A "like for
+like" line compares sandboxed tierbench with the floor whose two spawns run under the same bwrap
+policy (informative; the goal is judged against the plain floor).
 
     .venv/bin/python bench/overhead.py [--runs 20] [--repeat 3] [--sleep-runs 32]
 """
@@ -37,6 +39,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from tierbench.sandbox import SandboxPolicy, choose_sandbox
 
 TIERBENCH = str(Path(sys.executable).with_name("tierbench"))
 GIT = ["git", "-c", "core.hooksPath=/dev/null", "-c", "commit.gpgsign=false"]
@@ -77,13 +81,22 @@ def tierbench_wall(test_dir: Path, results: Path, runs: int, parallel: int, agen
     return wall
 
 
-def floor_wall(repo: Path, commit: str, work: Path, runs: int, parallel: int, agent_seconds: float) -> float:
-    """The same work in a plain script: worktree add, commit one file, two spawns, diff, JSON, remove."""
+def floor_wall(repo: Path, commit: str, work: Path, runs: int, parallel: int, agent_seconds: float,
+               sandboxed: bool = False) -> float:
+    """The same work in a plain script: worktree add, commit one file, two spawns, diff, JSON, remove.
+    `sandboxed`: the two spawns run under the bwrap policy tierbench gives a run (same flags, from
+    `SandboxPolicy.wrap`), to compare tierbench's sandboxed runs with like for like."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     lock = threading.Lock()
     agent = ["true"] if agent_seconds == 0 else ["sleep", str(agent_seconds)]
     counter = iter(range(runs))
+    bwrap = choose_sandbox("bwrap").bwrap if sandboxed else None
+
+    def spawn(argv: list[str], ws: Path) -> None:
+        if bwrap is not None:
+            argv = SandboxPolicy(kind="bwrap", bwrap=bwrap, writable=(ws,)).wrap(argv, ws)
+        subprocess.run(argv, cwd=ws, check=True)
 
     def one(index: int) -> None:
         ws = work / f"run_{index:03d}" / "workspace"
@@ -94,8 +107,8 @@ def floor_wall(repo: Path, commit: str, work: Path, runs: int, parallel: int, ag
         (ws / "CLAUDE.md").write_text("be brief\n")
         subprocess.run([*GIT, "add", "CLAUDE.md"], cwd=ws, check=True, env=GIT_ENV)
         subprocess.run([*GIT, "commit", "-q", "-m", "subtest"], cwd=ws, check=True, env=GIT_ENV)
-        subprocess.run(agent, cwd=ws, check=True)
-        subprocess.run(["true"], cwd=ws, check=True)
+        spawn(agent, ws)
+        spawn(["true"], ws)
         diff = subprocess.run([*GIT, "diff", "HEAD"], cwd=ws, check=True, capture_output=True, text=True).stdout
         (ws.parent / "run_result.json").write_text(json.dumps({"status": "passed", "diff": len(diff)}))
         with lock:
@@ -159,13 +172,16 @@ def main() -> int:
         for parallel in (1, 2):
             ours: dict[str, list[float]] = {name: [] for name in variants}
             floor: list[float] = []
+            sandboxed_floor: list[float] = []
             for _ in range(args.repeat):  # interleaved, so machine noise hits all alike
                 for name, sandbox in variants.items():
                     ours[name].append(marginal(
                         lambda n: tierbench_wall(noop, results, n, parallel, 0, sandbox), args.runs,
                         startups if parallel == 1 and sandbox == "auto" else None))
                 floor.append(marginal(lambda n: floor_wall(repo, commit, root / "floor", n, parallel, 0), args.runs))
-            f = statistics.median(floor)
+                sandboxed_floor.append(marginal(
+                    lambda n: floor_wall(repo, commit, root / "floor", n, parallel, 0, sandboxed=True), args.runs))
+            f, fs = statistics.median(floor), statistics.median(sandboxed_floor)
             for name, sandbox in variants.items():
                 o = statistics.median(ours[name])
                 ratio = o / f
@@ -173,6 +189,9 @@ def main() -> int:
                     ok &= ratio <= 1.2
                 print(f"no-op runs, --parallel {parallel}, {name:<26} {o * 1000:>7.1f} {f * 1000:>13.1f} {ratio:>6.2f}"
                       f"  (goal <= 1.2: {'ok' if ratio <= 1.2 else 'MISSED'})")
+            o = statistics.median(ours["tierbench"])
+            print(f"  like for like: tierbench vs the floor with its 2 spawns in bwrap ({fs * 1000:.1f} ms/run): "
+                  f"{o / fs:.2f}")
         n, parallel = args.sleep_runs, 8
         ideal = n * 1.0 / parallel
         ours_eff: dict[str, list[float]] = {name: [] for name in variants}
