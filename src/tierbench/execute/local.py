@@ -41,6 +41,7 @@ class LocalExecutor(Executor):
         self._waiting: deque[RunRequest] = deque()  # submitted, not prepared
         self._prepared: deque[PreparedRun] = deque()  # prepared by the preparer, agent not started
         self._preparing: RunKey | None = None  # the run the preparer is preparing now
+        self._preparing_claimed = False  # a free run thread waits for that run
         self._idle = 0  # run threads waiting for work
         self._threads: list[threading.Thread] = []
         self._preparer: threading.Thread | None = None
@@ -77,17 +78,8 @@ class LocalExecutor(Executor):
                 # stall breaker stops them, exactly as when runs were submitted one slot at a time.
                 while self._absorbed < finished and not self._closed:
                     self._cond.wait()
-                self._idle += 1
-                # Runs start in the order they were submitted: the prepared ones, then the one being
-                # prepared (wait for it rather than overtake it), then the rest.
-                while not (self._prepared or (self._waiting and self._preparing is None) or self._closed):
-                    self._cond.wait()
-                self._idle -= 1
-                if self._prepared:
-                    work: PreparedRun | RunRequest = self._prepared.popleft()
-                elif self._waiting and self._preparing is None:
-                    work = self._waiting.popleft()
-                else:
+                work = self._next_work()
+                if work is None:
                     return  # shut down and nothing left
                 key = work.req.key if isinstance(work, PreparedRun) else work.key
                 self._started.append(key)
@@ -103,6 +95,32 @@ class LocalExecutor(Executor):
                 self._finished += 1
                 finished = self._finished
                 self._done.put(Completion(key, result))
+
+    def _next_work(self) -> PreparedRun | RunRequest | None:
+        """The run this free thread starts next (called holding the lock; None once shut down).
+
+        Runs are handed out in submission order: the prepared ones, then the one the preparer is
+        preparing, then the rest. One free thread waits for the run being prepared rather than
+        overtake it (so at --parallel 1 runs go in order); any other free thread prepares the next
+        queued run itself, so slow checkouts never queue behind the one preparer.
+        """
+        self._idle += 1
+        claimed = False  # this thread waits for the run being prepared
+        try:
+            while True:
+                if self._prepared:
+                    return self._prepared.popleft()
+                if self._closed:
+                    return None
+                if self._waiting and (self._preparing is None or (self._preparing_claimed and not claimed)):
+                    return self._waiting.popleft()
+                if self._preparing is not None and not self._preparing_claimed:
+                    self._preparing_claimed = claimed = True
+                self._cond.wait()
+        finally:
+            if claimed:
+                self._preparing_claimed = False
+            self._idle -= 1
 
     def _prepare_loop(self) -> None:
         """Prepare queued runs while no run thread is free to take them (one at a time, in order)."""
