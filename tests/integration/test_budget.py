@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -32,6 +33,26 @@ def _args(tmp_path: Path, test_dir: Path, budget: float, parallel: int = 2,
     return ["run", test_dir, "--results-dir", tmp_path / "results", "--agent", "command",
             "--agent-opt", f"cmd={agent or _agent(tmp_path)}", "--runs", 3,
             "--parallel", parallel, "--budget-usd", budget, "--no-report", *UNSANDBOXED]
+
+
+def _start_with_a_slow_run(tmp_path: Path, test_dir: Path, run: int, seconds: int,
+                           **popen: object) -> tuple[subprocess.Popen[str], Path, Path]:
+    """Start the 3 runs of `test_dir` at --parallel 1 under a budget of 10 runs, with an agent that
+    sleeps `seconds` in run `run` (once); return (process, pid file of that agent, agent script)
+    once that agent has started."""
+    marker = tmp_path / f"run{run}.pid"
+    agent = tmp_path / f"slow_run{run}.sh"
+    agent.write_text("#!/bin/sh\n"
+                     f'if [ "$TIERBENCH_RUN" = {run} ] && [ ! -e {marker} ]; then echo $$ > {marker}; sleep {seconds}; fi\n'
+                     f"exec {_agent(tmp_path)}\n")
+    agent.chmod(0o755)
+    proc = start_cli(*_args(tmp_path, test_dir, 10 * COST, parallel=1, agent=str(agent)), **popen)
+    deadline = time.monotonic() + 120
+    while not (marker.exists() and marker.read_text().strip()):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"run {run} never started"
+        time.sleep(0.05)
+    return proc, marker, agent
 
 
 def test_budget_allows_exactly_five_runs_then_a_higher_budget_completes(tmp_path: Path):
@@ -75,20 +96,8 @@ def test_a_run_killed_in_flight_counts_as_spent(tmp_path: Path):
     and the next process counts it as spent (its money may be gone) before launching anything."""
     test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T0",), subtests=1)  # 3 runs
     exp = tmp_path / "results" / "calc"
-    marker = tmp_path / "run3.pid"
-    agent = tmp_path / "slow_third.sh"
-    agent.write_text("#!/bin/sh\n"
-                     f'if [ "$TIERBENCH_RUN" = 3 ] && [ ! -e {marker} ]; then echo $$ > {marker}; sleep 120; fi\n'
-                     f"exec {_agent(tmp_path)}\n")
-    agent.chmod(0o755)
-    proc = start_cli(*_args(tmp_path, test_dir, 10 * COST, parallel=1, agent=str(agent)),
-                     start_new_session=True)
+    proc, marker, agent = _start_with_a_slow_run(tmp_path, test_dir, run=3, seconds=120, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while not (marker.exists() and marker.read_text().strip()):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "run 3 never started"
-            time.sleep(0.1)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -115,21 +124,10 @@ def test_under_a_budget_no_run_is_committed_before_it_can_start(tmp_path: Path):
     while run 2 of 3 runs at --parallel 1, run 3 has no commitment and no workspace."""
     test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T0",), subtests=1)  # 3 runs
     exp = tmp_path / "results" / "calc"
-    marker = tmp_path / "run2.pid"
-    agent = tmp_path / "slow_second.sh"
-    agent.write_text("#!/bin/sh\n"
-                     f'if [ "$TIERBENCH_RUN" = 2 ]; then echo $$ > {marker}; sleep 2; fi\n'
-                     f"exec {_agent(tmp_path)}\n")
-    agent.chmod(0o755)
-    proc = start_cli(*_args(tmp_path, test_dir, 10 * COST, parallel=1, agent=str(agent)))
+    proc, _, _ = _start_with_a_slow_run(tmp_path, test_dir, run=2, seconds=2)
     try:
-        deadline = time.monotonic() + 120
-        while not (marker.exists() and marker.read_text().strip()):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "run 2 never started"
-            time.sleep(0.05)
         time.sleep(0.5)  # time enough to prepare run 3, were it queued ahead
-        committed = [(e["run"]) for e in map(json.loads, (exp / "journal.jsonl").read_text().splitlines())
+        committed = [e["run"] for e in map(json.loads, (exp / "journal.jsonl").read_text().splitlines())
                      if e["ev"] == "commit"]
         assert committed == [1, 2], f"commitments while run 2 runs: {committed}"
         assert not (exp / "T0/00/run_03/workspace").exists(), "run 3 was prepared under a budget"
