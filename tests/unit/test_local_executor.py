@@ -83,6 +83,14 @@ def _finish(executor, held: HeldWork, run: int) -> None:
         assert time.monotonic() < deadline, f"run {run} never completed"
 
 
+def _next_handed_out(executor) -> list[int]:
+    """The runs handed to threads next (what the live view is told), waiting up to 5 s for one."""
+    deadline = time.monotonic() + 5
+    while not (started := executor.take_started()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return [key.run for key in started]
+
+
 def test_slow_checkouts_do_not_queue_behind_the_one_preparer(held):
     executor = local.LocalExecutor(3, ProcessRegistry(reaper=False))
     try:
@@ -98,12 +106,16 @@ def test_slow_checkouts_do_not_queue_behind_the_one_preparer(held):
         _finish(executor, held, 2)  # this one must not queue behind it: it prepares run 5 itself
         held.wait_preparing(4, 5)
         assert held.most_preparing >= 2
-        for run in (4, 5, 6):
+        handed_out = [key.run for key in executor.take_started()]
+        # The waiting thread took nothing past run 4 (the order of 1-3 is the threads' race).
+        assert sorted(handed_out[:3]) == [1, 2, 3] and handed_out[3:] == [5], handed_out
+        held.gate(held.prepare_gate, 4).set()
+        assert _next_handed_out(executor) == [4], "run 4 did not go to the thread that waited for it"
+        for run in (5, 6):
             held.gate(held.prepare_gate, run).set()
         for run in (3, 4, 5, 6):
             _finish(executor, held, run)
         assert sorted(held.started) == [1, 2, 3, 4, 5, 6]
-        assert held.started.index(4) < held.started.index(6), "run 4 was overtaken by a later one"
     finally:
         for gates in (held.prepare_gate, held.finish_gate):
             for event in gates.values():
@@ -122,11 +134,12 @@ def test_at_parallel_1_runs_start_in_submission_order(held):
         executor.submit(_request(3))  # the coordinator refills once run 1 is under way
         _finish(executor, held, 1)  # run 2 is still being prepared: the thread must wait for it
         time.sleep(0.2)
-        assert held.started == [1], "the free thread took run 3 ahead of run 2"
+        assert [key.run for key in executor.take_started()] == [1], "the free thread took run 3 ahead of run 2"
         held.gate(held.prepare_gate, 2).set()
         held.gate(held.prepare_gate, 3).set()
         _finish(executor, held, 2)
         _finish(executor, held, 3)
+        assert [key.run for key in executor.take_started()] == [2, 3]
         assert held.started == [1, 2, 3]
     finally:
         for gates in (held.prepare_gate, held.finish_gate):
