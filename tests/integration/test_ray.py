@@ -9,6 +9,7 @@ network namespace of its own, so whatever outlives it can be found by namespace.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -311,16 +313,28 @@ api.stop()
 """
 
 
-def test_a_judge_providers_limit_holds_across_the_cluster(tmp_path, cluster):
-    """Four runs in four slots on two nodes, each judged by the same OpenAI-compatible API whose
-    limit is 1: the API never sees two requests at once, whichever node or worker sends them."""
+@contextlib.contextmanager
+def _judge_server(cluster: LocalRayCluster, script: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Run a fake judge API `script` in the cluster's network namespace; yield (process, its base
+    URL). The script answers until its stdin closes; it is killed if still running on the way out."""
     root = Path(__file__).resolve().parents[2]
-    server = subprocess.Popen([*cluster.prefix, sys.executable, "-c", FAKE_JUDGE_SERVER, str(root)],
+    server = subprocess.Popen([*cluster.prefix, sys.executable, "-c", script, str(root)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert server.stdout is not None
         url = server.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:"), url
+        yield server, url
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.communicate()
+
+
+def test_a_judge_providers_limit_holds_across_the_cluster(tmp_path, cluster):
+    """Four runs in four slots on two nodes, each judged by the same OpenAI-compatible API whose
+    limit is 1: the API never sees two requests at once, whichever node or worker sends them."""
+    with _judge_server(cluster, FAKE_JUDGE_SERVER) as (server, url):
         judge = f"openai:gpt-4o@{url}"
         test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T0",), subtests=1, judges=[judge])
         results = tmp_path / "results"
@@ -330,10 +344,6 @@ def test_a_judge_providers_limit_holds_across_the_cluster(tmp_path, cluster):
                               env=cluster.env(cli_env(TIERBENCH_JUDGE_MAX_CONCURRENCY="1")))
         assert proc.returncode == 0, proc.stderr[-4000:]
         seen = json.loads(server.communicate(input="", timeout=30)[0].strip().splitlines()[-1])
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.communicate()
     exp = results / "calc"
     on_disk = _assert_whole(exp, _plan(tiers=("T0",), subtests=1, runs=4), cluster)
     for key in on_disk:
@@ -378,13 +388,8 @@ def test_a_worker_killed_holding_a_judge_slot_gives_it_back(tmp_path, cluster):
     """The judge provider's limit is 1. The only run's worker is SIGKILLed while its judge request
     is in flight, holding the cluster's one slot; the relaunched attempt must get that slot back
     (a leaked slot would make its judge wait forever)."""
-    root = Path(__file__).resolve().parents[2]
-    server = subprocess.Popen([*cluster.prefix, sys.executable, "-c", HOLDING_JUDGE_SERVER, str(root)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
-    try:
+    with _judge_server(cluster, HOLDING_JUDGE_SERVER) as (server, url):
         assert server.stdout is not None
-        url = server.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:"), url
         test_dir = make_test_dir(tmp_path / "tests", "calc", tiers=("T0",), subtests=1,
                                  judges=[f"openai:gpt-4o@{url}"])
         results = tmp_path / "results"
@@ -400,10 +405,6 @@ def test_a_worker_killed_holding_a_judge_slot_gives_it_back(tmp_path, cluster):
         out, err = driver.communicate(timeout=120)  # a leaked slot: the relaunch's judge waits forever
         assert driver.returncode == 0, err[-4000:]
         seen = json.loads(server.communicate(input="", timeout=60)[0].strip().splitlines()[-1])
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.communicate()
     exp = results / "calc"
     _assert_whole(exp, _plan(tiers=("T0",), subtests=1, runs=1), cluster)
     attempts = [json.loads(p.read_text()) for p in exp.glob("T0/00/run_01/attempts/*/run_result.json")]
