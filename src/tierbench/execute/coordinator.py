@@ -231,9 +231,7 @@ class Coordinator:
             if info is not None and (gate is None or info.reset_at > gate):
                 self.store.record_rate_limit(info)
                 self.progress.paused(info.reset_at, info.source, info.message)
-            withdrawn_runs = self.executor.cancel_queued() if self.executor is not None else []
-            for withdrawn in reversed(withdrawn_runs):  # each goes to the front: keep their order
-                self._in_flight.pop(withdrawn, None)  # queued but not started: not an attempt
+            for withdrawn in reversed(self._withdraw_queued()):  # each goes to the front: keep their order
                 self.queues.give_back(withdrawn)
         elif status is RunStatus.INTERRUPTED:
             self.queues.give_back(key)
@@ -266,9 +264,15 @@ class Coordinator:
 
     def _stop_launching(self) -> None:
         self.queues.set_aside_all()  # nothing new launches in this session
-        if self.executor is not None:
-            for withdrawn in self.executor.cancel_queued():  # submitted but not started: not run either
-                self._in_flight.pop(withdrawn, None)
+        self._withdraw_queued()  # submitted but not started: not run either
+
+    def _withdraw_queued(self) -> list[RunKey]:
+        """Withdraw the submitted runs that have not started (in submission order). They are no
+        longer in flight, and not attempts: nothing of them is recorded."""
+        withdrawn = self.executor.cancel_queued() if self.executor is not None else []
+        for key in withdrawn:
+            self._in_flight.pop(key, None)
+        return withdrawn
 
     # -- rate-limit gate ---------------------------------------------------------------------
     def _gate_until(self) -> datetime | None:
@@ -395,9 +399,8 @@ class Coordinator:
 
     def _finish_interrupted(self) -> Outcome:
         self.registry.kill_all()
+        self._withdraw_queued()
         if self.executor is not None:
-            for withdrawn in self.executor.cancel_queued():
-                self._in_flight.pop(withdrawn, None)
             self.executor.interrupt()
         deadline = time.monotonic() + 15
         while self._in_flight and time.monotonic() < deadline and self.executor is not None:
