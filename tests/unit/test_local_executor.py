@@ -29,6 +29,7 @@ class HeldWork:
         self.started: list[int] = []
         self.prepare_gate: dict[int, threading.Event] = {}
         self.finish_gate: dict[int, threading.Event] = {}
+        self.discarded: list[int] = []
 
     def gate(self, gates: dict[int, threading.Event], run: int) -> threading.Event:
         with self.lock:
@@ -63,6 +64,7 @@ def held(monkeypatch):
     work = HeldWork()
     monkeypatch.setattr(local, "prepare_run", work.prepare_run)
     monkeypatch.setattr(local, "finish_run", work.finish_run)
+    monkeypatch.setattr(local, "discard_prepared", lambda prepared: work.discarded.append(prepared.req.key.run))
     return work
 
 
@@ -141,6 +143,32 @@ def test_at_parallel_1_runs_start_in_submission_order(held):
         _finish(executor, held, 3)
         assert [key.run for key in executor.take_started()] == [2, 3]
         assert held.started == [1, 2, 3]
+    finally:
+        for gates in (held.prepare_gate, held.finish_gate):
+            for event in gates.values():
+                event.set()
+        executor.shutdown()
+
+
+def test_withdrawn_runs_come_back_in_submission_order_and_prepared_ones_are_discarded(held):
+    """The coordinator puts withdrawn runs back at the front of their queue in the order it gets
+    them, so a prepared run (submitted earlier) must come before a merely queued one."""
+    executor = local.LocalExecutor(1, ProcessRegistry(reaper=False))
+    try:
+        executor.submit(_request(1))
+        held.wait_preparing(1)
+        held.gate(held.prepare_gate, 1).set()
+        executor.submit(_request(2))  # prepared ahead (the one slot ahead) ...
+        held.gate(held.prepare_gate, 2).set()
+        deadline = time.monotonic() + 5
+        while not executor._prepared:
+            assert time.monotonic() < deadline, "run 2 was never prepared"
+            time.sleep(0.01)
+        executor.submit(_request(3))  # ... and this one only queued
+        assert executor.cancel_queued() == [_request(2).key, _request(3).key]
+        assert held.discarded == [2], "what was prepared for a withdrawn run must be removed"
+        _finish(executor, held, 1)
+        assert [key.run for key in executor.take_started()] == [1]
     finally:
         for gates in (held.prepare_gate, held.finish_gate):
             for event in gates.values():

@@ -182,7 +182,8 @@ class LocalExecutor(Executor):
             self._cond.notify_all()
         for run in prepared:
             discard_prepared(run)
-        return [request.key for request in waiting] + [run.req.key for run in prepared]
+        # In submission order: the prepared runs were submitted before those still waiting.
+        return [run.req.key for run in prepared] + [request.key for request in waiting]
 
     def interrupt(self) -> None:
         self.registry.kill_all()
